@@ -1,0 +1,305 @@
+"""Typed, frozen configuration for a run, validated on construction and round-tripped through JSON.
+
+A :class:`RunConfig` holds everything that decides a run's result; two runs with equal configs (and the same
+library versions) give equal metrics. ``RunConfig.from_dict(config.to_dict()) == config`` always holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+
+from probfusion.errors import ConfigError
+from probfusion.options import (
+    AlignmentKind,
+    DeviceKind,
+    FusionKind,
+    LabelScheme,
+    PriorPenalty,
+    RankPrior,
+    SplitKind,
+    parse_option,
+)
+
+__all__ = ["DataConfig", "FusionConfig", "JWAEConfig", "RunConfig", "SyntheticConfig", "TrainConfig"]
+
+
+def _check_positive(owner: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{owner}.{key} must be positive; got {value!r}.")
+
+
+def _check_non_negative(owner: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value >= 0:
+            raise ConfigError(f"{owner}.{key} must be zero or positive; got {value!r}.")
+
+
+class _JSONConfig:
+    """Mixin: ``to_dict`` / ``from_dict`` for frozen dataclasses of scalars, enums, tuples and sub-configs."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (enums as their values, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, _JSONConfig):
+                value = value.to_dict()
+            elif isinstance(value, StrEnum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Build the config from :meth:`to_dict` output; unknown keys are an error, missing keys take defaults.
+
+        Raises:
+            ConfigError: On an unknown key or a value of the wrong kind.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a JSON object; got {type(data).__name__}.")
+        hints = get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                f"Unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}."
+            )
+        kwargs = {key: _coerce(hints[key], value, f"{cls.__name__}.{key}") for key, value in data.items()}
+        return cls(**kwargs)
+
+
+def _coerce(annotation: Any, value: Any, where: str) -> Any:
+    """Convert a JSON value to ``annotation`` (dataclass, enum, tuple, optional or scalar)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if isinstance(annotation, type) and issubclass(annotation, _JSONConfig):
+        return annotation.from_dict(value)
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return parse_option(value, annotation, name=where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list; got {value!r}.")
+        return tuple(value)
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, str, bool) and not isinstance(value, annotation):
+        raise ConfigError(f"{where} must be {annotation.__name__}; got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class SyntheticConfig(_JSONConfig):
+    """Knobs of the ``synthetic`` dataset (planted multiplicative interaction of known CP rank).
+
+    Attributes:
+        num_samples: Number of samples n.
+        num_modalities: Number of modalities M (at least 2).
+        dim: Feature dimension d_m of every modality.
+        rank: CP rank r* of the planted interaction.
+        num_classes: Number of classes c.
+        noise: Standard deviation of the Gaussian label-logit noise.
+        redundancy: In [0, 1]; the share of each modality's signal that is copied from modality 0.
+    """
+
+    num_samples: int = 2000
+    num_modalities: int = 2
+    dim: int = 8
+    rank: int = 2
+    num_classes: int = 2
+    noise: float = 0.1
+    redundancy: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_positive("SyntheticConfig", num_samples=self.num_samples, dim=self.dim, rank=self.rank)
+        _check_non_negative("SyntheticConfig", noise=self.noise)
+        if self.num_modalities < 2:
+            raise ConfigError(f"SyntheticConfig.num_modalities must be at least 2; got {self.num_modalities}.")
+        if self.num_classes < 2:
+            raise ConfigError(f"SyntheticConfig.num_classes must be at least 2; got {self.num_classes}.")
+        if not 0.0 <= self.redundancy <= 1.0:
+            raise ConfigError(f"SyntheticConfig.redundancy must lie in [0, 1]; got {self.redundancy}.")
+
+
+@dataclass(frozen=True)
+class DataConfig(_JSONConfig):
+    """Which data, which modalities and which split.
+
+    Attributes:
+        name: A registered dataset name (``probfusion datasets``) or a path to a ``.npz`` or MultiBench pickle.
+        modalities: The modalities to use, in order; ``None`` uses all of them.
+        split: How to split into train, validation and test.
+        held_out_speaker: For ``split="speaker"``: the test speaker; ``None`` takes the dataset's default.
+        val_fraction: Share of the non-test samples used for validation (early stopping).
+        test_fraction: Share of all samples used for testing (random split only).
+        trust_pickle: Allow loading pickle files, which can execute code. Only for files you trust.
+        label_scheme: For MultiBench data with a continuous score (CMU-MOSI): binary or seven classes.
+        synthetic: Knobs of the ``synthetic`` dataset; ignored by other datasets.
+    """
+
+    name: str = "av-digits"
+    modalities: tuple[str, ...] | None = None
+    split: SplitKind = SplitKind.RANDOM
+    held_out_speaker: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    trust_pickle: bool = False
+    label_scheme: LabelScheme = LabelScheme.BINARY
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split", parse_option(self.split, SplitKind, name="split"))
+        object.__setattr__(self, "label_scheme", parse_option(self.label_scheme, LabelScheme, name="label scheme"))
+        if self.modalities is not None:
+            object.__setattr__(self, "modalities", tuple(self.modalities))
+            if len(self.modalities) == 0 or len(set(self.modalities)) != len(self.modalities):
+                raise ConfigError(
+                    f"DataConfig.modalities must be distinct names, at least one; got {self.modalities}."
+                )
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"DataConfig.{key} must lie strictly between 0 and 1; got {value}.")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError("DataConfig.val_fraction + test_fraction must be below 1; nothing is left to train.")
+
+
+@dataclass(frozen=True)
+class JWAEConfig(_JSONConfig):
+    """Per-modality encoders and decoders and the joint Wasserstein autoencoder loss.
+
+    The loss is ``reconstruction_weight * sum_m rec_m + prior_weight * sum_m D(q(z_m), N(0, I))
+    + alignment_weight * align(z_1..z_M)``; a zero weight (or kind ``none``) switches a term off.
+
+    Attributes:
+        latent_dim: Latent size d of every modality.
+        hidden_dim: Width of the encoder and decoder MLPs' hidden layer.
+        prior_penalty: The divergence D to the N(0, I) prior.
+        prior_weight: Weight of the prior penalty (lambda_prior).
+        num_projections: Random projections for the sliced Wasserstein distance.
+        alignment: The paired alignment term.
+        alignment_weight: Weight of the alignment term (lambda_align).
+        reconstruction_weight: Weight of the reconstruction term.
+        dropout: Dropout rate inside the encoders.
+    """
+
+    latent_dim: int = 16
+    hidden_dim: int = 64
+    prior_penalty: PriorPenalty = PriorPenalty.SWD
+    prior_weight: float = 1.0
+    num_projections: int = 50
+    alignment: AlignmentKind = AlignmentKind.PAIRED
+    alignment_weight: float = 0.1
+    reconstruction_weight: float = 1.0
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "prior_penalty", parse_option(self.prior_penalty, PriorPenalty, name="prior penalty")
+        )
+        object.__setattr__(self, "alignment", parse_option(self.alignment, AlignmentKind, name="alignment"))
+        _check_positive(
+            "JWAEConfig", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim, num_projections=self.num_projections
+        )
+        _check_non_negative(
+            "JWAEConfig",
+            prior_weight=self.prior_weight,
+            alignment_weight=self.alignment_weight,
+            reconstruction_weight=self.reconstruction_weight,
+        )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"JWAEConfig.dropout must lie in [0, 1); got {self.dropout}.")
+
+
+@dataclass(frozen=True)
+class FusionConfig(_JSONConfig):
+    """The fusion layer and its classifier head.
+
+    Attributes:
+        model: LMF, TFN or concatenation.
+        rank: LMF rank r (ignored by TFN and concatenation).
+        fused_dim: Size h of the fused representation fed to the classifier head.
+        rank_prior: Prior on the LMF rank factors; only ``none`` (point estimates) is available so far.
+    """
+
+    model: FusionKind = FusionKind.LMF
+    rank: int = 4
+    fused_dim: int = 32
+    rank_prior: RankPrior = RankPrior.NONE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
+        object.__setattr__(self, "rank_prior", parse_option(self.rank_prior, RankPrior, name="rank prior"))
+        _check_positive("FusionConfig", rank=self.rank, fused_dim=self.fused_dim)
+        if self.rank_prior is not RankPrior.NONE:
+            raise ConfigError(
+                f"Rank prior {self.rank_prior.value!r} (Bayesian rank factors) is not available in this version; "
+                "use rank prior 'none' (point-estimate LMF)."
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JSONConfig):
+    """Optimisation: Adam on cross-entropy plus the jWAE loss, with early stopping on validation NLL.
+
+    Attributes:
+        epochs: Maximum number of passes over the training set.
+        batch_size: Minibatch size.
+        learning_rate: Adam learning rate.
+        weight_decay: Adam (L2) weight decay.
+        patience: Stop after this many epochs without a better validation NLL.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 15
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            "TrainConfig",
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+        )
+        _check_non_negative("TrainConfig", weight_decay=self.weight_decay)
+
+
+@dataclass(frozen=True)
+class RunConfig(_JSONConfig):
+    """Everything that decides a run's result.
+
+    Attributes:
+        data: Data, modalities and split.
+        jwae: Encoders, decoders and the jWAE loss.
+        fusion: Fusion layer and head.
+        train: Optimisation.
+        seed: Seed of every random choice (split, initialisation, minibatches, projections).
+        device: Where to compute; results are recorded, not the device.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    jwae: JWAEConfig = field(default_factory=JWAEConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    device: DeviceKind = DeviceKind.AUTO
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", parse_option(self.device, DeviceKind, name="device"))
+        if self.seed < 0:
+            raise ConfigError(f"RunConfig.seed must be zero or positive; got {self.seed}.")

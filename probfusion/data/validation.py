@@ -1,0 +1,157 @@
+"""The one place where input data is checked and where input errors are worded.
+
+Public entry points (dataset constructors, ``fit``, prediction on user tensors) call these; hot paths trust
+their inputs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from probfusion.errors import InputDataError, InputDataWarning
+
+__all__ = ["check_feature_dims", "check_labels", "check_tensor_views", "check_views", "warn_if_unstandardised"]
+
+
+def check_views(views: Mapping[str, object], *, source: str = "the data") -> dict[str, np.ndarray]:
+    """Check named modalities and return them as ``float32`` arrays.
+
+    Args:
+        views: ``{name: (n, d_m) array}``, at least one modality, paired row by row.
+        source: Where the data came from, for error messages (a dataset name or a path).
+
+    Returns:
+        ``{name: (n, d_m) float32 array}`` in the given order.
+
+    Raises:
+        InputDataError: If there is no modality, an array is not 2-D or not numeric, holds NaN or inf, has no
+            rows, or the modalities have unequal numbers of rows.
+    """
+    if len(views) == 0:
+        raise InputDataError(f"{source} has no modality; expected at least one (n, d_m) array.")
+    out: dict[str, np.ndarray] = {}
+    for name, raw in views.items():
+        array = np.asarray(raw)
+        if array.dtype.kind not in "biuf":
+            raise InputDataError(
+                f"Modality {name!r} in {source} has dtype {array.dtype}; expected numbers (float or int)."
+            )
+        if array.ndim != 2:
+            raise InputDataError(
+                f"Modality {name!r} in {source} has shape {array.shape}; expected 2-D (n, d_m). "
+                "Flatten each sample's features into one row."
+            )
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise InputDataError(f"Modality {name!r} in {source} is empty (shape {array.shape}).")
+        array = array.astype(np.float32, copy=False)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            kind = "NaN" if np.isnan(array).any() else "inf"
+            raise InputDataError(
+                f"Modality {name!r} in {source} holds {int(bad.sum())} {kind} value(s), first in row {rows[0]}; "
+                "impute or drop those rows before fitting."
+            )
+        out[str(name)] = array
+    counts = {name: array.shape[0] for name, array in out.items()}
+    if len(set(counts.values())) > 1:
+        (first, n_first), *rest = counts.items()
+        other, n_other = next((k, v) for k, v in rest if v != n_first)
+        raise InputDataError(
+            f"Modality {other!r} has {n_other} samples but {first!r} has {n_first} in {source}; "
+            "all modalities must be paired row by row."
+        )
+    return out
+
+
+def check_labels(labels: object, num_samples: int, *, source: str = "the data") -> np.ndarray:
+    """Check class labels and return them as ``int64``.
+
+    Args:
+        labels: ``(n,)`` integer class labels in ``0..c-1``.
+        num_samples: The number of rows n of the modalities.
+        source: Where the data came from, for error messages.
+
+    Returns:
+        ``(n,)`` int64 labels.
+
+    Raises:
+        InputDataError: If labels are not 1-D, have the wrong length, are not whole numbers, are negative, or
+            hold fewer than two classes.
+    """
+    array = np.asarray(labels)
+    if array.ndim != 1:
+        raise InputDataError(f"Labels in {source} have shape {array.shape}; expected 1-D (n,).")
+    if array.shape[0] != num_samples:
+        raise InputDataError(
+            f"Labels in {source} have length {array.shape[0]} but the modalities have {num_samples} rows; "
+            "give one label per paired sample."
+        )
+    if array.dtype.kind not in "biuf":
+        raise InputDataError(f"Labels in {source} have dtype {array.dtype}; expected integer class indices.")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
+            raise InputDataError(
+                f"Labels in {source} are not whole numbers; expected integer class indices 0..c-1."
+            )
+    array = array.astype(np.int64)
+    if array.min() < 0:
+        raise InputDataError(f"Labels in {source} include {array.min()}; expected class indices 0..c-1.")
+    if np.unique(array).size < 2:
+        raise InputDataError(f"Labels in {source} hold a single class; classification needs at least two.")
+    return array
+
+
+def check_feature_dims(actual: Mapping[str, int], expected: Mapping[str, int], *, source: str) -> None:
+    """Check that modality names and widths match what a model was built for.
+
+    Raises:
+        InputDataError: If a modality is missing, extra, or has another width d_m.
+    """
+    if list(actual) != list(expected):
+        raise InputDataError(
+            f"{source} has modalities {list(actual)}; the model expects {list(expected)} in that order."
+        )
+    for name, dim in expected.items():
+        if actual[name] != dim:
+            raise InputDataError(
+                f"Modality {name!r} in {source} has {actual[name]} features; the model expects {dim}."
+            )
+
+
+def check_tensor_views(
+    views: Mapping[str, torch.Tensor], expected_dims: Mapping[str, int], *, source: str = "the input"
+) -> None:
+    """Check tensors passed to a fitted model: names, widths, pairing and finiteness.
+
+    Raises:
+        InputDataError: On a mismatch with ``expected_dims``, unequal row counts, or NaN or inf.
+    """
+    shapes = {name: tuple(t.shape) for name, t in views.items()}
+    for name, shape in shapes.items():
+        if len(shape) != 2:
+            raise InputDataError(f"Modality {name!r} in {source} has shape {shape}; expected (n, d_m).")
+    check_feature_dims({k: s[1] for k, s in shapes.items()}, expected_dims, source=source)
+    rows = {s[0] for s in shapes.values()}
+    if len(rows) > 1:
+        raise InputDataError(f"Modalities in {source} have unequal row counts {shapes}; pair them row by row.")
+    for name, tensor in views.items():
+        if not torch.isfinite(tensor).all():
+            raise InputDataError(f"Modality {name!r} in {source} holds NaN or inf; impute or drop those rows.")
+
+
+def warn_if_unstandardised(views: Mapping[str, np.ndarray], *, source: str, tolerance: float = 10.0) -> None:
+    """Warn when standardised features are far from zero mean and unit scale (a train/test mismatch)."""
+    for name, array in views.items():
+        scale = float(np.abs(array).mean())
+        if scale > tolerance:
+            warnings.warn(
+                f"Modality {name!r} in {source} has mean |x| = {scale:.3g} after standardisation; "
+                "its distribution differs strongly from the training data.",
+                InputDataWarning,
+                stacklevel=2,
+            )

@@ -1,0 +1,128 @@
+"""Option sets as ``str`` enums, shared by the library and the CLI so the two cannot disagree.
+
+Every public function that takes one of these also accepts its string value (``"lmf"`` for
+``FusionKind.LMF``); :func:`parse_option` converts and words the error when the value is unknown.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from probfusion.errors import ConfigError
+
+__all__ = [
+    "AlignmentKind",
+    "DeviceKind",
+    "FusionKind",
+    "LabelScheme",
+    "PriorPenalty",
+    "RankPrior",
+    "SplitKind",
+    "parse_option",
+]
+
+
+class FusionKind(StrEnum):
+    """How the per-modality latents are fused."""
+
+    LMF = "lmf"
+    """Low-rank multimodal fusion (Liu et al., 2018): a CP-rank-r weight on the outer-product tensor."""
+    TFN = "tfn"
+    """Tensor fusion (Zadeh et al., 2017): a dense weight on the full outer-product tensor."""
+    CONCAT = "concat"
+    """Concatenation followed by a linear layer: additive (early) fusion, the simplest baseline."""
+
+
+class RankPrior(StrEnum):
+    """Prior on the LMF rank factors."""
+
+    NONE = "none"
+    """Point-estimate (deterministic) factors."""
+    GAUSSIAN = "gaussian"
+    """Bayesian factors with a fixed isotropic Gaussian prior."""
+    ARD = "ard"
+    """Bayesian factors whose per-component precision has a Gamma prior (automatic relevance determination)."""
+
+
+class PriorPenalty(StrEnum):
+    """Divergence between the aggregate posterior q(z_m) and the N(0, I) prior in the jWAE loss."""
+
+    SWD = "swd"
+    """Sliced Wasserstein distance (POT), differentiable in torch."""
+    MMD = "mmd"
+    """Maximum mean discrepancy with an inverse-multiquadratic kernel (Tolstikhin et al., 2018)."""
+    NONE = "none"
+    """No prior penalty: a plain (joint) autoencoder."""
+
+
+class AlignmentKind(StrEnum):
+    """How the paired latents of one sample are pulled together in the jWAE loss."""
+
+    PAIRED = "paired"
+    """Mean squared distance between the latents of each pair of modalities of one sample."""
+    CROSS = "cross"
+    """Cross-reconstruction: decode modality m' from the latent of modality m."""
+    NONE = "none"
+    """No alignment term."""
+
+
+class SplitKind(StrEnum):
+    """How a dataset is divided into train, validation and test sets."""
+
+    RANDOM = "random"
+    """Stratified random split; exact duplicates stay on one side."""
+    SPEAKER = "speaker"
+    """av-digits only: test on one held-out speaker, train and validate on the others (a real shift)."""
+    PREDEFINED = "predefined"
+    """The split shipped with the data (user ``.npz`` with a ``split`` array, MultiBench pickles)."""
+
+
+class LabelScheme(StrEnum):
+    """How a continuous sentiment score (CMU-MOSI, in [-3, 3]) becomes class labels."""
+
+    BINARY = "binary"
+    """Negative (score < 0) versus non-negative (score >= 0), MultiBench's convention."""
+    SEVEN_CLASS = "7class"
+    """The score clipped to [-3, 3] and rounded to the nearest integer: seven classes."""
+
+
+class DeviceKind(StrEnum):
+    """Where tensors live."""
+
+    AUTO = "auto"
+    """CUDA when available, else the CPU."""
+    CPU = "cpu"
+    """The CPU."""
+    CUDA = "cuda"
+    """The first CUDA device; an error when none is available."""
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_option(value: E | str, enum: type[E], *, name: str) -> E:
+    """Convert ``value`` to a member of ``enum``, with an error that lists the valid choices.
+
+    Args:
+        value: A member of ``enum`` or its string value.
+        enum: The option set.
+        name: The option's name, used in the error message.
+
+    Returns:
+        The enum member.
+
+    Raises:
+        ConfigError: If ``value`` is not one of the enum's values.
+
+    Example:
+        >>> parse_option("lmf", FusionKind, name="model")
+        <FusionKind.LMF: 'lmf'>
+    """
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(str(value).lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise ConfigError(f"Unknown {name} {value!r}; expected one of: {choices}.") from None
