@@ -1,0 +1,27 @@
+# Two commands: `make demo` and `make test`. Both create .venv with Python 3.11 and install the package.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: on this machine 2.13.0 is a CPU build on local disk (an open range pulls CUDA).
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/probfusion fit --out runs/demo --overwrite
+	@echo "Run directory (config, weights, metrics.json, metrics.csv, train.log): runs/demo"
+
+lint: $(STAMP)
+	$(BIN)/ruff check probfusion cli studies tests scripts
+
+test: lint
+	$(BIN)/python -m pytest --doctest-modules probfusion/metrics tests
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,45 @@
+"""Options shared by the commands; choices come from the library's enums, defaults from its dataclasses."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import click
+
+from probfusion.errors import ConfigError, ProbfusionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def enum_choice(enum: type[StrEnum]) -> click.Choice:
+    """A case-insensitive ``click.Choice`` over an option enum's values."""
+    return click.Choice([member.value for member in enum], case_sensitive=False)
+
+
+seed_option = click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True,
+    help="Seed of every random choice (split, initialisation, minibatches); recorded in config.json.",
+)
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+
+
+def handle_errors(command: F) -> F:
+    """Turn library errors into one-line CLI errors: bad options exit 2, other failures exit 1, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+        except ProbfusionError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted; an unfinished fit continues with --resume.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,303 @@
+"""The Python API: fit a run, load it back. The CLI and the studies use only this module.
+
+Example:
+    >>> from probfusion import RunConfig, fit, load_run
+    >>> run = fit(RunConfig(), "runs/example")          # doctest: +SKIP
+    >>> loaded = load_run(run.path)                     # doctest: +SKIP
+    >>> loaded.metrics["test"]["accuracy"]              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from probfusion.config import RunConfig
+from probfusion.data.dataset import MultimodalDataset
+from probfusion.data.registry import load_dataset
+from probfusion.data.splits import split_dataset
+from probfusion.data.transforms import Standardizer
+from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
+from probfusion.fusion.classifier import MultimodalClassifier
+from probfusion.inference.data import TensorData
+from probfusion.inference.predictive import score_classifier
+from probfusion.inference.training import TrainingState, train_classifier
+from probfusion.options import DeviceKind
+from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
+from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
+from probfusion.runs.resume import load_training_state, save_training_state
+from probfusion.runs.run_dir import RunDirectory
+
+__all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "resolve_device"]
+
+logger = logging.getLogger("probfusion")
+
+_VERSIONED = ("probfusion", "torch", "pyro-ppl", "gpytorch", "cvxpy", "pot", "arviz", "numpy", "safetensors")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished fit: where it lives, its config and its metrics (the content of ``metrics.json``)."""
+
+    path: Path
+    config: RunConfig
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedRun:
+    """A run loaded back from disk, ready to predict.
+
+    Attributes:
+        path: The run directory.
+        config: Its configuration.
+        model: The classifier with its best-validation weights, in eval mode.
+        standardizer: The per-modality standardisation fitted on the training split.
+        metrics: The content of ``metrics.json``.
+    """
+
+    path: Path
+    config: RunConfig
+    model: MultimodalClassifier
+    standardizer: Standardizer
+    metrics: dict[str, Any]
+
+    def splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
+        """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed."""
+        return _load_splits(self.config)
+
+    def tensors(self, dataset: MultimodalDataset) -> TensorData:
+        """Standardise ``dataset`` with the run's training statistics, on the model's device."""
+        device = next(self.model.parameters()).device
+        return TensorData.from_dataset(dataset, self.standardizer, device)
+
+
+def resolve_device(kind: DeviceKind | str) -> torch.device:
+    """Map ``auto``/``cpu``/``cuda`` to a ``torch.device``.
+
+    Raises:
+        ConfigError: If CUDA is asked for but not available.
+    """
+    kind = DeviceKind(kind)
+    if kind is DeviceKind.CUDA and not torch.cuda.is_available():
+        raise ConfigError("Device 'cuda' was asked for but no CUDA device is available; use --device cpu or auto.")
+    if kind is DeviceKind.CPU or (kind is DeviceKind.AUTO and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def next_run_dir(root: Path | str, config: RunConfig) -> Path:
+    """Return a new folder under ``root`` named after the data and model (``av-digits-lmf-r4``, then ``-2``...)."""
+    data = Path(config.data.name).stem if config.data.name.endswith((".npz", ".pkl", ".pickle")) else config.data.name
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{data}-{config.fusion.model.value}")
+    if config.fusion.model.value == "lmf":
+        stem += f"-r{config.fusion.rank}"
+    root = Path(root)
+    candidate, k = root / stem, 1
+    while candidate.exists():
+        k += 1
+        candidate = root / f"{stem}-{k}"
+    return candidate
+
+
+def _load_splits(config: RunConfig) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
+    dataset = load_dataset(config.data, seed=config.seed)
+    return split_dataset(dataset, config.data, config.seed)
+
+
+def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH is the point
+            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5, check=False,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "git_sha": sha,
+        "input_dims": dims,
+        "num_classes": num_classes,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> MultimodalClassifier:
+    # Initialisation draws from the global RNG inside the modules; fork it so the caller's state is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return MultimodalClassifier(
+            input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=config.fusion
+        )
+
+
+def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
+    stored = RunConfig.from_dict(run.read_json(run.CONFIG)["config"])
+    if stored != config:
+        a, b = stored.to_dict(), config.to_dict()
+        changed = sorted(k for k in a if a[k] != b[k])
+        raise CheckpointError(
+            f"Cannot resume {run.path}: its config differs in {changed}; resume with the stored config "
+            "(omit the other options) or start a new run."
+        )
+    if run.is_complete:
+        raise CheckpointError(f"{run.path} is already complete; nothing to resume.")
+
+
+def fit(
+    config: RunConfig,
+    out: Path | str,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    on_epoch_end: Callable[[TrainingState], None] | None = None,
+) -> Run:
+    """Fit a model as ``config`` says and write the run directory ``out``.
+
+    Data and options are checked before anything is written: a bad input leaves ``out`` untouched.
+
+    Args:
+        config: The run's configuration.
+        out: The run directory to create (or to resume).
+        overwrite: Replace a run already in ``out``.
+        resume: Continue the unfinished run in ``out`` (its stored config must equal ``config``).
+        progress: Called with ``(epochs done, epochs total)`` after every epoch.
+        on_epoch_end: Called with the training state after every epoch, after the checkpoint is written.
+
+    Returns:
+        The finished run.
+
+    Raises:
+        ProbfusionError: On bad data, options, an existing run, or a checkpoint that cannot be resumed.
+    """
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume exclude each other; pick one.")
+    device = resolve_device(config.device)
+    train_set, val_set, test_set = _load_splits(config)
+    run = RunDirectory(Path(out))
+    if resume:
+        if not run.is_run:
+            raise CheckpointError(f"No run to resume at {run.path}; drop --resume to start a new run.")
+        _check_resumable(run, config)
+    run.prepare(overwrite=overwrite, resume=resume)
+
+    standardizer = Standardizer.fit(train_set.views)
+    dims = train_set.dims
+    num_classes = int(train_set.num_classes or 0)
+    model = _build_model(config, dims, num_classes).to(device)
+    if not resume:
+        atomic_write_json(
+            run.file(run.CONFIG), {"config": config.to_dict(), "provenance": _provenance(dims, num_classes)}
+        )
+    state = load_training_state(run, model) if resume else None
+
+    handler = logging.FileHandler(run.file(run.LOG), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    try:
+        logger.info("%s %s: %s", "resuming" if resume else "fitting", run.path, config.to_dict())
+        tensors = {
+            name: TensorData.from_dataset(part, standardizer, device)
+            for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
+        }
+
+        def checkpoint(current: TrainingState) -> None:
+            save_training_state(run, model, current)
+            if on_epoch_end is not None:
+                on_epoch_end(current)
+
+        result = train_classifier(
+            model, tensors["train"], tensors["val"], config.train,
+            seed=config.seed, state=state, on_epoch_end=checkpoint, progress=progress,
+        )
+        metrics: dict[str, Any] = {name: score_classifier(model, data) for name, data in tensors.items()}
+        metrics.update(
+            fusion_parameters=model.fusion_parameter_count(),
+            total_parameters=model.parameter_count(),
+            best_epoch=result.best_epoch,
+            epochs_run=len(result.history),
+            stopped_early=result.stopped_early,
+            train_seconds=sum(r.seconds for r in result.history),
+            dataset=config.data.name,
+            modalities=list(dims),
+            model=config.fusion.model.value,
+            rank=config.fusion.rank,
+            rank_prior=config.fusion.rank_prior.value,
+        )
+        weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+        weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
+        write_tensors(
+            run.file(run.WEIGHTS), weights,
+            {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes},
+        )
+        atomic_write_csv(run.file(run.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
+        atomic_write_csv(
+            run.file(run.METRICS_CSV),
+            [{"split": name, **metrics[name]} for name in ("train", "val", "test")],
+        )
+        # metrics.json last: its presence marks the run complete.
+        atomic_write_json(run.file(run.METRICS_JSON), metrics)
+        logger.info("test accuracy %.4f nll %.4f", metrics["test"]["accuracy"], metrics["test"]["nll"])
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return Run(path=run.path, config=config, metrics=metrics)
+
+
+def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> LoadedRun:
+    """Load a finished run: config, model with its weights, standardisation and metrics.
+
+    Raises:
+        CheckpointError: If ``path`` is not a complete run, or its files are corrupt or do not match.
+    """
+    run = RunDirectory(Path(path))
+    if not run.path.is_dir():
+        raise CheckpointError(f"No run directory at {run.path}; give the folder that `probfusion fit` printed.")
+    if not run.is_run:
+        raise CheckpointError(f"{run.path} is not a run (no {run.CONFIG}); give a folder made by `probfusion fit`.")
+    if not run.is_complete:
+        raise CheckpointError(f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`.")
+    stored = run.read_json(run.CONFIG)
+    try:
+        config = RunConfig.from_dict(stored["config"])
+    except (KeyError, TypeError, ProbfusionError) as error:
+        raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}).") from None
+    tensors, meta = read_tensors(run.file(run.WEIGHTS))
+    try:
+        dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
+        num_classes = int(meta["num_classes"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion.") from None
+    model = _build_model(config, dims, num_classes)
+    load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
+    state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}
+    try:
+        standardizer = Standardizer.from_state(state, tuple(dims))
+    except KeyError:
+        raise CheckpointError(f"{run.file(run.WEIGHTS)} lacks the training standardisation.") from None
+    if any(np.asarray(v).shape != (dims[m],) for m, v in standardizer.mean.items()):
+        raise CheckpointError(f"{run.file(run.WEIGHTS)}: standardisation widths do not match the input dims.")
+    model = model.to(resolve_device(device)).eval()
+    return LoadedRun(
+        path=run.path, config=config, model=model, standardizer=standardizer, metrics=run.read_json(run.METRICS_JSON)
+    )

@@ -1,0 +1,71 @@
+"""Weights on disk as safetensors (never pickle), with shape checks against the model they load into."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from probfusion.errors import CheckpointError
+from probfusion.runs.atomic import atomic_write_bytes
+
+__all__ = ["load_module_state", "read_tensors", "write_tensors"]
+
+
+def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, object]) -> None:
+    """Write ``tensors`` and JSON-encoded ``metadata`` to a safetensors file, atomically."""
+    contiguous = {key: value.detach().cpu().contiguous() for key, value in tensors.items()}
+    header = {key: json.dumps(value) for key, value in metadata.items()}
+    atomic_write_bytes(path, save(contiguous, metadata=header))
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """Read a safetensors file written by :func:`write_tensors`.
+
+    Returns:
+        The tensors (on the CPU) and the decoded metadata.
+
+    Raises:
+        CheckpointError: If the file is missing or not a valid safetensors file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No weights file at {path}; the run is incomplete or the path is wrong.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+            metadata = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
+    except (SafetensorError, ValueError, OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({error}); re-run fit.") from None
+    return tensors, metadata
+
+
+def load_module_state(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, prefix: str, source: Path
+) -> None:
+    """Load ``prefix``-ed tensors into ``module``, checking names and shapes first.
+
+    Raises:
+        CheckpointError: On a missing or unexpected tensor, or a shape that differs from the module's, with
+            both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)").
+    """
+    expected = module.state_dict()
+    found = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise CheckpointError(
+            f"Weights in {source} do not match the model built from its config: "
+            f"missing {missing[:3]}, unexpected {extra[:3]}; the file belongs to another model."
+        )
+    for key, value in expected.items():
+        if tuple(found[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"Weight {key!r} in {source} has shape {tuple(found[key].shape)}; the model built from the "
+                f"run's config expects {tuple(value.shape)}. The config and weights do not belong together."
+            )
+    module.load_state_dict({key: found[key] for key in expected})

@@ -1,0 +1,121 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from probfusion.api import fit, load_run
+from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
+from probfusion.errors import CheckpointError, InputDataError, RunExistsError
+from tests.helpers import write_interaction_npz
+
+
+def small_config(data: str, *, epochs: int = 6, model: str = "lmf", seed: int = 0) -> RunConfig:
+    return RunConfig(
+        data=DataConfig(name=data),
+        jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
+        fusion=FusionConfig(model=model, rank=2, fused_dim=8),
+        train=TrainConfig(epochs=epochs, batch_size=64, patience=50),
+        seed=seed,
+        device="cpu",
+    )
+
+
+def test_fit_writes_the_documented_run(tmp_path):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    run = fit(small_config(str(data)), tmp_path / "run")
+    files = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "weights.safetensors", "metrics.json", "metrics.csv", "history.csv", "train.log"} <= files
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        assert {"accuracy", "nll"} <= set(metrics[split])
+    assert 0 < metrics["fusion_parameters"] < metrics["total_parameters"]
+    stored = json.loads((run.path / "config.json").read_text())
+    assert RunConfig.from_dict(stored["config"]) == run.config
+    assert stored["provenance"]["versions"]["torch"] is not None
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    a = fit(small_config(data), tmp_path / "a").metrics
+    b = fit(small_config(data), tmp_path / "b").metrics
+    c = fit(small_config(data, seed=1), tmp_path / "c").metrics
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["val"] != c["val"]
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    config = small_config(data, epochs=5)
+    straight = fit(config, tmp_path / "straight").metrics
+
+    def interrupt(state):
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tmp_path / "cut", on_epoch_end=interrupt)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    with pytest.raises(CheckpointError, match="unfinished"):
+        load_run(tmp_path / "cut")
+    with pytest.raises(RunExistsError):
+        fit(config, tmp_path / "cut")
+    resumed = fit(config, tmp_path / "cut", resume=True).metrics
+    assert resumed["epochs_run"] == 5
+    assert resumed["test"] == straight["test"] and resumed["val"] == straight["val"]
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+
+    def interrupt(state):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_config(data), tmp_path / "r", on_epoch_end=interrupt)
+    with pytest.raises(CheckpointError, match="differs in"):
+        fit(small_config(data, seed=3), tmp_path / "r", resume=True)
+
+
+def test_load_run_predicts_what_fit_measured(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    run = fit(small_config(data), tmp_path / "run")
+    loaded = load_run(run.path)
+    _, _, test = loaded.splits()
+    tensors = loaded.tensors(test)
+    probs = loaded.model.predictive_logits(tensors.views, 1).softmax(-1).mean(0)
+    accuracy = float((probs.argmax(-1) == tensors.labels).float().mean())
+    assert accuracy == pytest.approx(run.metrics["test"]["accuracy"])
+
+
+def test_weights_of_another_shape_are_refused_with_both_shapes(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    run = fit(small_config(data), tmp_path / "run")
+    stored = json.loads((run.path / "config.json").read_text())
+    stored["config"]["fusion"]["rank"] = 3
+    (run.path / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError, match=r"expects \(3, "):
+        load_run(run.path)
+
+
+def test_bad_data_writes_nothing(tmp_path):
+    bad = write_interaction_npz(tmp_path / "nan.npz")
+    import numpy as np
+
+    arrays = dict(np.load(bad))
+    arrays["x_a"][3, 1] = np.nan
+    np.savez(bad, **arrays)
+    with pytest.raises(InputDataError, match="NaN"):
+        fit(small_config(str(bad)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_model_learns_av_digits_well_above_chance(tmp_path):
+    config = RunConfig(train=TrainConfig(epochs=15), device="cpu")
+    run = fit(config, tmp_path / "av")
+    metrics = run.metrics
+    losses = [float(row["loss"]) for row in csv.DictReader((run.path / "history.csv").open())]
+    assert losses[-1] < 0.7 * losses[0]
+    # Ten balanced classes: chance is 0.10. A short fit must reach 0.60 on held-out pairs.
+    assert metrics["test"]["accuracy"] >= 0.60
+    assert metrics["test"]["nll"] < torch.log(torch.tensor(10.0)).item()
