@@ -6,11 +6,10 @@ import dataclasses
 import json
 
 import click
-from rich.console import Console
-from rich.table import Table
-
 from probfusion.cli.options import handle_errors
 from probfusion.data.registry import list_datasets
+from rich.console import Console
+from rich.table import Table
 
 
 @click.command("datasets")

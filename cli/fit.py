@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import click
+from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from probfusion.api import fit as fit_run
 from probfusion.api import next_run_dir
 from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
@@ -22,61 +22,169 @@ _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), Trai
 
 @click.command("fit")
 @click.option(
-    "--data", "data_name", default=_DATA.name, show_default=True, metavar="NAME|PATH",
+    "--data",
+    "data_name",
+    default=_DATA.name,
+    show_default=True,
+    metavar="NAME|PATH",
     help="A dataset from `probfusion datasets`, or a path to an .npz (x_<modality>, y, optional split) or a "
     "MultiBench .pkl.",
 )
 @click.option(
-    "--modalities", default=None, metavar="A,B,...",
+    "--modalities",
+    default=None,
+    metavar="A,B,...",
     help="Comma-separated modalities to use, in order (default: all). One modality gives a unimodal baseline.",
 )
-@click.option("--split", type=enum_choice(SplitKind), default=_DATA.split.value, show_default=True,
-              help="Train/validation/test split.")
+@click.option(
+    "--split",
+    type=enum_choice(SplitKind),
+    default=_DATA.split.value,
+    show_default=True,
+    help="Train/validation/test split.",
+)
 @click.option("--held-out-speaker", default=None, help="Test speaker for --split speaker (default: the dataset's).")
-@click.option("--trust-pickle", is_flag=True, help="Allow loading a pickle file. Pickles run code: only for files you trust.")
-@click.option("--model", type=enum_choice(FusionKind), default=_FUSION.model.value, show_default=True,
-              help="Fusion: low-rank (lmf), full tensor (tfn) or concatenation (concat).")
-@click.option("--rank", type=click.IntRange(min=1), default=_FUSION.rank, show_default=True,
-              help="LMF rank r (number of rank components).")
-@click.option("--rank-prior", type=enum_choice(RankPrior), default=_FUSION.rank_prior.value, show_default=True,
-              help="Prior on the LMF rank factors; 'none' gives point estimates.")
-@click.option("--fused-dim", type=click.IntRange(min=1), default=_FUSION.fused_dim, show_default=True,
-              help="Width h of the fused representation.")
-@click.option("--latent-dim", type=click.IntRange(min=1), default=_JWAE.latent_dim, show_default=True,
-              help="Latent width d of each modality's jWAE encoder.")
-@click.option("--prior-penalty", type=enum_choice(PriorPenalty), default=_JWAE.prior_penalty.value, show_default=True,
-              help="jWAE divergence to the N(0, I) prior: sliced Wasserstein, IMQ-MMD, or none.")
-@click.option("--prior-weight", type=click.FloatRange(min=0), default=_JWAE.prior_weight, show_default=True,
-              help="Weight of the prior penalty (0 switches it off).")
-@click.option("--alignment", type=enum_choice(AlignmentKind), default=_JWAE.alignment.value, show_default=True,
-              help="jWAE term pulling the paired latents of a sample together.")
-@click.option("--alignment-weight", type=click.FloatRange(min=0), default=_JWAE.alignment_weight, show_default=True,
-              help="Weight of the alignment term (0 switches it off).")
-@click.option("--reconstruction-weight", type=click.FloatRange(min=0), default=_JWAE.reconstruction_weight,
-              show_default=True, help="Weight of the reconstruction term (0 switches it off).")
-@click.option("--epochs", type=click.IntRange(min=1), default=_TRAIN.epochs, show_default=True,
-              help="Maximum number of epochs (early stopping on validation NLL may end sooner).")
-@click.option("--patience", type=click.IntRange(min=1), default=_TRAIN.patience, show_default=True,
-              help="Epochs without a better validation NLL before stopping.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=_TRAIN.batch_size, show_default=True,
-              help="Minibatch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_TRAIN.learning_rate, show_default=True,
-              help="Adam learning rate.")
+@click.option(
+    "--trust-pickle", is_flag=True, help="Allow loading a pickle file. Pickles run code: only for files you trust."
+)
+@click.option(
+    "--model",
+    type=enum_choice(FusionKind),
+    default=_FUSION.model.value,
+    show_default=True,
+    help="Fusion: low-rank (lmf), full tensor (tfn) or concatenation (concat).",
+)
+@click.option(
+    "--rank",
+    type=click.IntRange(min=1),
+    default=_FUSION.rank,
+    show_default=True,
+    help="LMF rank r (number of rank components).",
+)
+@click.option(
+    "--rank-prior",
+    type=enum_choice(RankPrior),
+    default=_FUSION.rank_prior.value,
+    show_default=True,
+    help="Prior on the LMF rank factors; 'none' gives point estimates.",
+)
+@click.option(
+    "--fused-dim",
+    type=click.IntRange(min=1),
+    default=_FUSION.fused_dim,
+    show_default=True,
+    help="Width h of the fused representation.",
+)
+@click.option(
+    "--latent-dim",
+    type=click.IntRange(min=1),
+    default=_JWAE.latent_dim,
+    show_default=True,
+    help="Latent width d of each modality's jWAE encoder.",
+)
+@click.option(
+    "--prior-penalty",
+    type=enum_choice(PriorPenalty),
+    default=_JWAE.prior_penalty.value,
+    show_default=True,
+    help="jWAE divergence to the N(0, I) prior: sliced Wasserstein, IMQ-MMD, or none.",
+)
+@click.option(
+    "--prior-weight",
+    type=click.FloatRange(min=0),
+    default=_JWAE.prior_weight,
+    show_default=True,
+    help="Weight of the prior penalty (0 switches it off).",
+)
+@click.option(
+    "--alignment",
+    type=enum_choice(AlignmentKind),
+    default=_JWAE.alignment.value,
+    show_default=True,
+    help="jWAE term pulling the paired latents of a sample together.",
+)
+@click.option(
+    "--alignment-weight",
+    type=click.FloatRange(min=0),
+    default=_JWAE.alignment_weight,
+    show_default=True,
+    help="Weight of the alignment term (0 switches it off).",
+)
+@click.option(
+    "--reconstruction-weight",
+    type=click.FloatRange(min=0),
+    default=_JWAE.reconstruction_weight,
+    show_default=True,
+    help="Weight of the reconstruction term (0 switches it off).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=_TRAIN.epochs,
+    show_default=True,
+    help="Maximum number of epochs (early stopping on validation NLL may end sooner).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=_TRAIN.patience,
+    show_default=True,
+    help="Epochs without a better validation NLL before stopping.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_TRAIN.learning_rate,
+    show_default=True,
+    help="Adam learning rate.",
+)
 @seed_option
-@click.option("--device", type=enum_choice(DeviceKind), default=DeviceKind.AUTO.value, show_default=True,
-              help="Where to compute: auto picks CUDA when available.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Run directory to create [default: a new folder under runs/ named after data and model].")
+@click.option(
+    "--device",
+    type=enum_choice(DeviceKind),
+    default=DeviceKind.AUTO.value,
+    show_default=True,
+    help="Where to compute: auto picks CUDA when available.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory to create [default: a new folder under runs/ named after data and model].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out with its stored config.")
 @quiet_option
 @handle_errors
 def fit(
-    data_name: str, modalities: str | None, split: str, held_out_speaker: str | None, trust_pickle: bool,
-    model: str, rank: int, rank_prior: str, fused_dim: int, latent_dim: int, prior_penalty: str,
-    prior_weight: float, alignment: str, alignment_weight: float, reconstruction_weight: float,
-    epochs: int, patience: int, batch_size: int, lr: float, seed: int, device: str,
-    out: Path | None, overwrite: bool, resume: bool, quiet: bool,
+    data_name: str,
+    modalities: str | None,
+    split: str,
+    held_out_speaker: str | None,
+    trust_pickle: bool,
+    model: str,
+    rank: int,
+    rank_prior: str,
+    fused_dim: int,
+    latent_dim: int,
+    prior_penalty: str,
+    prior_weight: float,
+    alignment: str,
+    alignment_weight: float,
+    reconstruction_weight: float,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+    out: Path | None,
+    overwrite: bool,
+    resume: bool,
+    quiet: bool,
 ) -> None:
     """Fit a fusion model and write a run directory; prints the run's path.
 
@@ -99,9 +207,12 @@ def fit(
                 trust_pickle=trust_pickle,
             ),
             jwae=JWAEConfig(
-                latent_dim=latent_dim, hidden_dim=_JWAE.hidden_dim,
-                prior_penalty=PriorPenalty(prior_penalty), prior_weight=prior_weight,
-                alignment=AlignmentKind(alignment), alignment_weight=alignment_weight,
+                latent_dim=latent_dim,
+                hidden_dim=_JWAE.hidden_dim,
+                prior_penalty=PriorPenalty(prior_penalty),
+                prior_weight=prior_weight,
+                alignment=AlignmentKind(alignment),
+                alignment_weight=alignment_weight,
                 reconstruction_weight=reconstruction_weight,
             ),
             fusion=FusionConfig(
@@ -114,12 +225,21 @@ def fit(
     out = out if out is not None else next_run_dir("runs", config)
     console = Console(stderr=True, quiet=quiet)
     with Progress(
-        TextColumn("fit"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeElapsedColumn(),
-        console=console, transient=True, disable=quiet or not console.is_terminal,
+        TextColumn("fit"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
     ) as bar:
         task = bar.add_task("fit", total=config.train.epochs)
         run = fit_run(
-            config, out, overwrite=overwrite, resume=resume,
+            config,
+            out,
+            overwrite=overwrite,
+            resume=resume,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     test = run.metrics["test"]

@@ -21,7 +21,10 @@ def enum_choice(enum: type[StrEnum]) -> click.Choice:
 
 
 seed_option = click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True,
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
     help="Seed of every random choice (split, initialisation, minibatches); recorded in config.json.",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")

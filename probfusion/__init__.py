@@ -1,1 +1,52 @@
-"""probfusion."""
+"""probfusion: robust, uncertainty-aware multimodal fusion.
+
+Low-rank multimodal fusion (LMF) over joint Wasserstein autoencoder (jWAE) latents, with baselines (TFN,
+concatenation), run directories and a CLI. Shapes in docstrings use the legend of :mod:`probfusion._shapes`:
+``(n, d_m)`` features of modality m, ``(n, d)`` latents, ``(r, h, d_m + 1)`` rank factors, ``(s, n, c)``
+predictive samples.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from probfusion.api import LoadedRun, Run, fit, load_run
+from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, SyntheticConfig, TrainConfig
+from probfusion.errors import (
+    CheckpointError,
+    ConfigError,
+    InputDataError,
+    ProbfusionError,
+    RunExistsError,
+    UntrustedFileError,
+)
+from probfusion.options import AlignmentKind, DeviceKind, FusionKind, PriorPenalty, RankPrior, SplitKind
+
+try:
+    __version__ = version("probfusion")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AlignmentKind",
+    "CheckpointError",
+    "ConfigError",
+    "DataConfig",
+    "DeviceKind",
+    "FusionConfig",
+    "FusionKind",
+    "InputDataError",
+    "JWAEConfig",
+    "LoadedRun",
+    "PriorPenalty",
+    "ProbfusionError",
+    "RankPrior",
+    "Run",
+    "RunConfig",
+    "RunExistsError",
+    "SplitKind",
+    "SyntheticConfig",
+    "TrainConfig",
+    "UntrustedFileError",
+    "__version__",
+    "fit",
+    "load_run",
+]

@@ -125,10 +125,17 @@ def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH is the point
-            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5, check=False,
-        ).stdout.strip() or None
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH is the point
+                cwd=Path(__file__).parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         sha = None
     return {
@@ -145,9 +152,7 @@ def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> M
     # Initialisation draws from the global RNG inside the modules; fork it so the caller's state is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return MultimodalClassifier(
-            input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=config.fusion
-        )
+        return MultimodalClassifier(input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=config.fusion)
 
 
 def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
@@ -227,8 +232,14 @@ def fit(
                 on_epoch_end(current)
 
         result = train_classifier(
-            model, tensors["train"], tensors["val"], config.train,
-            seed=config.seed, state=state, on_epoch_end=checkpoint, progress=progress,
+            model,
+            tensors["train"],
+            tensors["val"],
+            config.train,
+            seed=config.seed,
+            state=state,
+            on_epoch_end=checkpoint,
+            progress=progress,
         )
         metrics: dict[str, Any] = {name: score_classifier(model, data) for name, data in tensors.items()}
         metrics.update(
@@ -247,7 +258,8 @@ def fit(
         weights = {f"model.{k}": v for k, v in model.state_dict().items()}
         weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
         write_tensors(
-            run.file(run.WEIGHTS), weights,
+            run.file(run.WEIGHTS),
+            weights,
             {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes},
         )
         atomic_write_csv(run.file(run.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
@@ -276,7 +288,9 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
     if not run.is_run:
         raise CheckpointError(f"{run.path} is not a run (no {run.CONFIG}); give a folder made by `probfusion fit`.")
     if not run.is_complete:
-        raise CheckpointError(f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`.")
+        raise CheckpointError(
+            f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
+        )
     stored = run.read_json(run.CONFIG)
     try:
         config = RunConfig.from_dict(stored["config"])
@@ -287,7 +301,9 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
         num_classes = int(meta["num_classes"])
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion.") from None
+        raise CheckpointError(
+            f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion."
+        ) from None
     model = _build_model(config, dims, num_classes)
     load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
     state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}

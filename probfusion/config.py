@@ -70,9 +70,7 @@ class _JSONConfig:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(
-                f"Unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}."
-            )
+            raise ConfigError(f"Unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}.")
         kwargs = {key: _coerce(hints[key], value, f"{cls.__name__}.{key}") for key, value in data.items()}
         return cls(**kwargs)
 
@@ -165,9 +163,7 @@ class DataConfig(_JSONConfig):
         if self.modalities is not None:
             object.__setattr__(self, "modalities", tuple(self.modalities))
             if len(self.modalities) == 0 or len(set(self.modalities)) != len(self.modalities):
-                raise ConfigError(
-                    f"DataConfig.modalities must be distinct names, at least one; got {self.modalities}."
-                )
+                raise ConfigError(f"DataConfig.modalities must be distinct names, at least one; got {self.modalities}.")
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self, key)
             if not 0.0 < value < 1.0:
@@ -206,9 +202,7 @@ class JWAEConfig(_JSONConfig):
     dropout: float = 0.1
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "prior_penalty", parse_option(self.prior_penalty, PriorPenalty, name="prior penalty")
-        )
+        object.__setattr__(self, "prior_penalty", parse_option(self.prior_penalty, PriorPenalty, name="prior penalty"))
         object.__setattr__(self, "alignment", parse_option(self.alignment, AlignmentKind, name="alignment"))
         _check_positive(
             "JWAEConfig", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim, num_projections=self.num_projections

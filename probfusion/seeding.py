@@ -20,5 +20,5 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (and Pyro's RNG through torch). For scripts and the CLI, not library code."""
     random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - scripts only; the library passes generators
+    np.random.seed(seed)
     torch.manual_seed(seed)

@@ -40,7 +40,8 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     a = fit(small_config(data), tmp_path / "a").metrics
     b = fit(small_config(data), tmp_path / "b").metrics
     c = fit(small_config(data, seed=1), tmp_path / "c").metrics
-    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["test"] == b["test"]
+    assert a["val"] == b["val"]
     assert a["val"] != c["val"]
 
 
@@ -62,7 +63,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
         fit(config, tmp_path / "cut")
     resumed = fit(config, tmp_path / "cut", resume=True).metrics
     assert resumed["epochs_run"] == 5
-    assert resumed["test"] == straight["test"] and resumed["val"] == straight["val"]
+    assert resumed["test"] == straight["test"]
+    assert resumed["val"] == straight["val"]
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

@@ -53,9 +53,7 @@ class MultimodalDataset:
         labels = check_labels(self.labels, n, source=f"dataset {self.name!r}")
         num_classes = int(labels.max()) + 1 if self.num_classes is None else int(self.num_classes)
         if labels.max() >= num_classes:
-            raise InputDataError(
-                f"Dataset {self.name!r} has label {labels.max()} but num_classes={num_classes}."
-            )
+            raise InputDataError(f"Dataset {self.name!r} has label {labels.max()} but num_classes={num_classes}.")
         object.__setattr__(self, "views", views)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "num_classes", num_classes)
@@ -91,6 +89,7 @@ class MultimodalDataset:
 
     def subset(self, indices: np.ndarray) -> MultimodalDataset:
         """Return the rows ``indices`` (a ``(k,)`` int array) as a new dataset with the same classes."""
+
         def take(value: np.ndarray | None) -> np.ndarray | None:
             return None if value is None else np.asarray(value)[indices]
 
@@ -112,7 +111,6 @@ class MultimodalDataset:
         missing = [m for m in modalities if m not in self.views]
         if missing:
             raise InputDataError(
-                f"Dataset {self.name!r} has no modality {missing[0]!r}; "
-                f"its modalities are {list(self.modality_names)}."
+                f"Dataset {self.name!r} has no modality {missing[0]!r}; its modalities are {list(self.modality_names)}."
             )
         return dataclasses.replace(self, views={name: self.views[name] for name in modalities})

@@ -36,9 +36,7 @@ def _stratified_group_split(
     group_labels = labels[indices][first]
     counts = np.bincount(group_labels)
     stratify = group_labels if counts[counts > 0].min() >= 2 else None
-    rest_groups, held_groups = train_test_split(
-        group_ids, test_size=fraction, random_state=seed, stratify=stratify
-    )
+    _rest_groups, held_groups = train_test_split(group_ids, test_size=fraction, random_state=seed, stratify=stratify)
     held_mask = np.isin(groups[indices], held_groups)
     return np.sort(indices[~held_mask]), np.sort(indices[held_mask])
 
@@ -81,9 +79,7 @@ def split_indices(dataset: MultimodalDataset, config: DataConfig, seed: int) -> 
         )
     else:
         if dataset.split is None:
-            raise ConfigError(
-                f"Dataset {dataset.name!r} ships no predefined split; use split 'random'."
-            )
+            raise ConfigError(f"Dataset {dataset.name!r} ships no predefined split; use split 'random'.")
         train, val, test = (np.flatnonzero(dataset.split == k) for k in (0, 1, 2))
     for part, idx in (("train", train), ("validation", val), ("test", test)):
         if idx.size == 0:

@@ -93,11 +93,8 @@ def check_labels(labels: object, num_samples: int, *, source: str = "the data") 
         )
     if array.dtype.kind not in "biuf":
         raise InputDataError(f"Labels in {source} have dtype {array.dtype}; expected integer class indices.")
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
-            raise InputDataError(
-                f"Labels in {source} are not whole numbers; expected integer class indices 0..c-1."
-            )
+    if array.dtype.kind == "f" and (not np.isfinite(array).all() or not np.array_equal(array, np.round(array))):
+        raise InputDataError(f"Labels in {source} are not whole numbers; expected integer class indices 0..c-1.")
     array = array.astype(np.int64)
     if array.min() < 0:
         raise InputDataError(f"Labels in {source} include {array.min()}; expected class indices 0..c-1.")
@@ -118,9 +115,7 @@ def check_feature_dims(actual: Mapping[str, int], expected: Mapping[str, int], *
         )
     for name, dim in expected.items():
         if actual[name] != dim:
-            raise InputDataError(
-                f"Modality {name!r} in {source} has {actual[name]} features; the model expects {dim}."
-            )
+            raise InputDataError(f"Modality {name!r} in {source} has {actual[name]} features; the model expects {dim}.")
 
 
 def check_tensor_views(

@@ -26,9 +26,7 @@ class TensorData:
     labels: torch.Tensor
 
     @classmethod
-    def from_dataset(
-        cls, dataset: MultimodalDataset, standardizer: Standardizer, device: torch.device
-    ) -> TensorData:
+    def from_dataset(cls, dataset: MultimodalDataset, standardizer: Standardizer, device: torch.device) -> TensorData:
         """Standardise ``dataset`` with ``standardizer`` (fitted on train) and move it to ``device``."""
         views = standardizer.transform(dataset.views)
         return cls(

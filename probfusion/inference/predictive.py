@@ -22,10 +22,7 @@ def predict_probabilities(
     was_training = model.training  # type: ignore[attr-defined]
     model.eval()  # type: ignore[attr-defined]
     try:
-        chunks = [
-            model.predictive_logits(views, num_samples).softmax(dim=-1)
-            for views, _ in data.batches(batch_size)
-        ]
+        chunks = [model.predictive_logits(views, num_samples).softmax(dim=-1) for views, _ in data.batches(batch_size)]
     finally:
         model.train(was_training)  # type: ignore[attr-defined]
     return torch.cat(chunks, dim=1)

@@ -137,8 +137,12 @@ def train_classifier(
                 loss.backward()
                 optimizer.step()
                 for key, value in (
-                    ("loss", loss), ("cross_entropy", cross_entropy), ("jwae", parts.total),
-                    ("reconstruction", parts.reconstruction), ("prior", parts.prior), ("alignment", parts.alignment),
+                    ("loss", loss),
+                    ("cross_entropy", cross_entropy),
+                    ("jwae", parts.total),
+                    ("reconstruction", parts.reconstruction),
+                    ("prior", parts.prior),
+                    ("alignment", parts.alignment),
                 ):
                     sums[key] += float(value)
                 batches += 1
@@ -161,7 +165,12 @@ def train_classifier(
         state.optimizer_state = optimizer.state_dict()
         logger.info(
             "epoch %d: loss %.4f (ce %.4f, jwae %.4f) val nll %.4f acc %.4f",
-            epoch, record.loss, record.cross_entropy, record.jwae, record.val_nll, record.val_accuracy,
+            epoch,
+            record.loss,
+            record.cross_entropy,
+            record.jwae,
+            record.val_nll,
+            record.val_accuracy,
         )
         if on_epoch_end is not None:
             on_epoch_end(state)

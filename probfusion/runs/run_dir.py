@@ -100,16 +100,19 @@ class RunDirectory:
                 )
             self.clear()
         elif self.path.is_dir() and any(self.path.iterdir()):
-            raise RunExistsError(
-                f"{self.path} is not empty and holds no run; choose a new or empty folder for --out."
-            )
+            raise RunExistsError(f"{self.path} is not empty and holds no run; choose a new or empty folder for --out.")
         self.path.mkdir(parents=True, exist_ok=True)
 
     def clear(self) -> None:
         """Remove the files of the documented layout (and ``figures/``), leaving anything else alone."""
         for name in (
-            self.CONFIG, self.WEIGHTS, self.CHECKPOINT,
-            self.METRICS_JSON, self.METRICS_CSV, self.HISTORY_CSV, self.LOG,
+            self.CONFIG,
+            self.WEIGHTS,
+            self.CHECKPOINT,
+            self.METRICS_JSON,
+            self.METRICS_CSV,
+            self.HISTORY_CSV,
+            self.LOG,
         ):
             self.file(name).unlink(missing_ok=True)
         shutil.rmtree(self.file("figures"), ignore_errors=True)

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from probfusion.cli.main import cli
+
 from tests.helpers import write_interaction_npz
 
 FAST = ["--epochs", "3", "--latent-dim", "4", "--fused-dim", "8", "--rank", "2", "--device", "cpu", "-q"]
@@ -35,7 +35,8 @@ def test_fit_prints_only_the_run_path(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["model"] == "lmf" and metrics["rank"] == 2
+    assert metrics["model"] == "lmf"
+    assert metrics["rank"] == 2
 
 
 def test_fit_default_out_never_overwrites(runner, tmp_path, monkeypatch):
@@ -43,7 +44,8 @@ def test_fit_default_out_never_overwrites(runner, tmp_path, monkeypatch):
     data = write_interaction_npz(tmp_path / "d.npz")
     first = runner.invoke(cli, ["fit", "--data", str(data), *FAST])
     second = runner.invoke(cli, ["fit", "--data", str(data), *FAST])
-    assert first.exit_code == 0 and second.exit_code == 0
+    assert first.exit_code == 0
+    assert second.exit_code == 0
     assert first.stdout.strip() == "runs/d-lmf-r2"
     assert second.stdout.strip() == "runs/d-lmf-r2-2"
 
@@ -162,9 +164,11 @@ def test_datasets_lists_the_bundled_data(runner):
     names = {d["name"] for d in json.loads(result.stdout)}
     assert {"av-digits", "mfeat", "synthetic"} <= names
     table = runner.invoke(cli, ["datasets"])
-    assert "av-digits" in table.stdout and "mfeat" in table.stdout
+    assert "av-digits" in table.stdout
+    assert "mfeat" in table.stdout
 
 
 def test_version(runner):
     result = runner.invoke(cli, ["--version"])
-    assert result.exit_code == 0 and "probfusion" in result.stdout
+    assert result.exit_code == 0
+    assert "probfusion" in result.stdout

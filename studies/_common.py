@@ -1,0 +1,53 @@
+"""Shared plumbing of the study scripts: arguments, output folder, tables."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from probfusion.runs import atomic_write_csv, atomic_write_json, atomic_write_text
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args(description: str, *, default_seeds: int = 3) -> argparse.Namespace:
+    """``--smoke`` (tiny and fast, for the test suite), ``--seeds N``, ``--out DIR``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one seed: checks the script runs")
+    parser.add_argument("--seeds", type=int, default=default_seeds, help="number of seeds (0..N-1)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: studies/results/<script>)")
+    return parser.parse_args()
+
+
+def output_dir(script: str, args: argparse.Namespace) -> Path:
+    """The script's result folder; smoke runs never touch the committed results."""
+    if args.out is not None:
+        out = args.out
+    elif args.smoke:
+        out = RESULTS / f"{Path(script).stem}-smoke"
+    else:
+        out = RESULTS / Path(script).stem
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], table: str) -> None:
+    """Write ``results.csv`` (one row per fit), ``summary.json`` and ``table.md``, atomically."""
+    atomic_write_csv(out / "results.csv", rows)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "table.md", table)
