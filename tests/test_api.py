@@ -116,7 +116,8 @@ def test_default_model_learns_av_digits_well_above_chance(tmp_path):
     config = RunConfig(train=TrainConfig(epochs=15), device="cpu")
     run = fit(config, tmp_path / "av")
     metrics = run.metrics
-    losses = [float(row["loss"]) for row in csv.DictReader((run.path / "history.csv").open())]
+    with (run.path / "history.csv").open() as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
     assert losses[-1] < 0.7 * losses[0]
     # Ten balanced classes: chance is 0.10. A short fit must reach 0.60 on held-out pairs.
     assert metrics["test"]["accuracy"] >= 0.60

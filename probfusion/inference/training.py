@@ -144,7 +144,7 @@ def train_classifier(
                     ("prior", parts.prior),
                     ("alignment", parts.alignment),
                 ):
-                    sums[key] += float(value)
+                    sums[key] += float(value.detach())
                 batches += 1
         scores = score_classifier(model, val)
         record = EpochRecord(
