@@ -13,7 +13,7 @@ from probfusion.errors import InputDataWarning
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="probfusion")
+@click.version_option(package_name="probfusion", prog_name="probfusion")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """Robust, uncertainty-aware multimodal fusion.

@@ -67,7 +67,7 @@ class MultimodalDataset:
             split = np.asarray(self.split)
             if not np.isin(split, (0, 1, 2)).all():
                 raise InputDataError(
-                    f"Dataset {self.name!r} has split values {sorted(set(np.unique(split)) - {0, 1, 2})}; "
+                    f"Dataset {self.name!r} has split values {sorted(set(np.unique(split).tolist()) - {0, 1, 2})}; "
                     "expected 0 (train), 1 (validation) or 2 (test)."
                 )
             object.__setattr__(self, "split", split.astype(np.int8))

@@ -128,7 +128,7 @@ def test_bad_data_is_a_one_line_error_and_writes_nothing(runner, tmp_path, corru
 def test_bad_options_are_one_line_errors(runner, tmp_path, args, code, fragment):
     data = write_interaction_npz(tmp_path / "d.npz")
     out = tmp_path / "run"
-    result = runner.invoke(cli, ["fit", "--data", str(data), *args, "--out", str(out), *FAST])
+    result = runner.invoke(cli, ["fit", "--data", str(data), *FAST, *args, "--out", str(out)])
     assert_clean_error(result, code, fragment)
     assert not out.exists()
 

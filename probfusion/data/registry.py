@@ -1,0 +1,142 @@
+"""Dataset names -> loaders; what ``probfusion datasets`` lists and what ``DataConfig.name`` resolves.
+
+A name is either registered (``av-digits``, ``mfeat``, ``synthetic``) or a path to user data: ``.npz``
+(:mod:`probfusion.data.npz`) or a MultiBench pickle ``.pkl`` / ``.pickle`` (:mod:`probfusion.data.multibench`,
+only with ``trust_pickle``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from probfusion.config import DataConfig
+from probfusion.data.av_digits import load_av_digits
+from probfusion.data.dataset import MultimodalDataset
+from probfusion.data.mfeat import load_mfeat
+from probfusion.data.multibench import load_multibench
+from probfusion.data.npz import load_npz
+from probfusion.data.synthetic import make_planted_interaction
+from probfusion.errors import ConfigError, InputDataError
+from probfusion.options import SplitKind
+
+__all__ = ["DatasetInfo", "list_datasets", "load_dataset", "registered_names"]
+
+NPZ_SUFFIXES = (".npz",)
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a registered dataset holds.
+
+    Attributes:
+        name: The registered name (``DataConfig.name``).
+        description: One line on what the data is.
+        modalities: ``{m: d_m}`` in modality order.
+        num_samples: Number of paired samples n (for ``synthetic``: with the default ``SyntheticConfig``).
+        num_classes: Number of classes c.
+        licence: Licence and credit of the source data.
+        splits: The split kinds the dataset supports (``SplitKind`` values).
+    """
+
+    name: str
+    description: str
+    modalities: dict[str, int]
+    num_samples: int
+    num_classes: int
+    licence: str
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    load: Callable[[DataConfig, int], MultimodalDataset]
+    splits: tuple[SplitKind, ...]
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "av-digits": _Entry(lambda config, seed: load_av_digits(), (SplitKind.RANDOM, SplitKind.SPEAKER)),
+    "mfeat": _Entry(lambda config, seed: load_mfeat(), (SplitKind.RANDOM,)),
+    "synthetic": _Entry(lambda config, seed: make_planted_interaction(config.synthetic, seed), (SplitKind.RANDOM,)),
+}
+
+
+def registered_names() -> list[str]:
+    """The registered dataset names, in listing order."""
+    return list(_REGISTRY)
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Describe every registered dataset (loads the small bundled files; ``synthetic`` with default knobs).
+
+    Example:
+        >>> [info.name for info in list_datasets()]
+        ['av-digits', 'mfeat', 'synthetic']
+    """
+    infos = []
+    for name, entry in _REGISTRY.items():
+        dataset = entry.load(DataConfig(name=name), 0)
+        infos.append(
+            DatasetInfo(
+                name=name,
+                description=dataset.description,
+                modalities=dataset.dims,
+                num_samples=dataset.num_samples,
+                num_classes=int(dataset.num_classes or 0),
+                licence=dataset.licence,
+                splits=tuple(kind.value for kind in entry.splits),
+            )
+        )
+    return infos
+
+
+def _load_path(config: DataConfig) -> MultimodalDataset:
+    path = Path(config.name).expanduser()
+    suffix = path.suffix.lower()
+    known = suffix in NPZ_SUFFIXES + PICKLE_SUFFIXES
+    if not path.exists():
+        if known:
+            raise InputDataError(f"No file at {path}; check the path.")
+        raise ConfigError(
+            f"Unknown dataset {config.name!r}; expected one of {registered_names()}, or a path to an existing "
+            ".npz or MultiBench .pkl file."
+        )
+    if not path.is_file():
+        raise ConfigError(f"{path} is a directory; expected a registered dataset name or a .npz or .pkl file.")
+    if suffix in NPZ_SUFFIXES:
+        return load_npz(path)
+    if suffix in PICKLE_SUFFIXES:
+        return load_multibench(path, trust_pickle=config.trust_pickle, label_scheme=config.label_scheme)
+    raise ConfigError(
+        f"Unsupported file extension {path.suffix!r} for {path}; expected .npz (x_<modality>, y, optional split) "
+        "or a MultiBench .pkl/.pickle."
+    )
+
+
+def load_dataset(config: DataConfig, seed: int = 0) -> MultimodalDataset:
+    """Load the dataset that ``config`` names and select its modalities.
+
+    Args:
+        config: ``name`` (registered name or path), ``modalities`` (subset and order; ``None`` keeps all),
+            ``trust_pickle`` and ``label_scheme`` for pickles, ``synthetic`` knobs.
+        seed: Seed for generated data (``synthetic``); bundled and user data ignore it.
+
+    Returns:
+        The dataset, with views in ``config.modalities`` order when given.
+
+    Raises:
+        ConfigError: For an unknown name that is not an existing path, or an unsupported file extension.
+        InputDataError: For a missing or unreadable file, invalid data, or an unknown modality.
+        UntrustedFileError: For a pickle without ``config.trust_pickle``.
+
+    Example:
+        >>> load_dataset(DataConfig(name="mfeat", modalities=("pix", "fou"))).dims
+        {'pix': 240, 'fou': 76}
+    """
+    entry = _REGISTRY.get(config.name.strip().lower())
+    dataset = entry.load(config, seed) if entry is not None else _load_path(config)
+    if config.modalities is not None:
+        dataset = dataset.select(config.modalities)
+    return dataset
