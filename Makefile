@@ -18,7 +18,7 @@ demo: $(STAMP)
 	@echo "Run directory (config, weights, metrics.json, metrics.csv, train.log): runs/demo"
 
 lint: $(STAMP)
-	$(BIN)/ruff check probfusion cli studies tests scripts
+	$(BIN)/ruff check --no-cache probfusion cli studies tests scripts
 
 test: lint
 	$(BIN)/python -m pytest --doctest-modules probfusion/metrics tests

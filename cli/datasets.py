@@ -6,10 +6,11 @@ import dataclasses
 import json
 
 import click
-from probfusion.cli.options import handle_errors
-from probfusion.data.registry import list_datasets
 from rich.console import Console
 from rich.table import Table
+
+from probfusion.cli.options import handle_errors
+from probfusion.data.registry import list_datasets
 
 
 @click.command("datasets")

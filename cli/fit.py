@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 import click
-from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probfusion.api import fit as fit_run
 from probfusion.api import next_run_dir
+from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
 from probfusion.errors import CheckpointError
 from probfusion.options import AlignmentKind, DeviceKind, FusionKind, PriorPenalty, RankPrior, SplitKind

@@ -6,9 +6,9 @@ import logging
 import warnings
 
 import click
+
 from probfusion.cli.datasets import datasets
 from probfusion.cli.fit import fit
-
 from probfusion.errors import InputDataWarning
 
 

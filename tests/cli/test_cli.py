@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from probfusion.cli.main import cli
 
+from probfusion.cli.main import cli
 from tests.helpers import write_interaction_npz
 
 FAST = ["--epochs", "3", "--latent-dim", "4", "--fused-dim", "8", "--rank", "2", "--device", "cpu", "-q"]
