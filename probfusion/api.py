@@ -34,7 +34,7 @@ from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
 from probfusion.inference.training import TrainingState, train_classifier
-from probfusion.options import DeviceKind
+from probfusion.options import DeviceKind, FusionKind, RankPrior
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.resume import load_training_state, save_training_state
@@ -168,6 +168,17 @@ def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
         raise CheckpointError(f"{run.path} is already complete; nothing to resume.")
 
 
+def _check_available(config: RunConfig) -> None:
+    # Bayesian rank factors and the GP + MKL baseline have their options already; their fitting lands next.
+    if config.fusion.rank_prior is not RankPrior.NONE:
+        raise ConfigError(
+            f"Rank prior {config.fusion.rank_prior.value!r} (Bayesian rank factors) is not available in this "
+            "version; use rank prior 'none' (point-estimate LMF)."
+        )
+    if config.fusion.model is FusionKind.GP_MKL:
+        raise ConfigError("Model 'gp-mkl' is not available in this version; use lmf, tfn or concat.")
+
+
 def fit(
     config: RunConfig,
     out: Path | str,
@@ -197,6 +208,7 @@ def fit(
     """
     if overwrite and resume:
         raise ConfigError("--overwrite and --resume exclude each other; pick one.")
+    _check_available(config)
     device = resolve_device(config.device)
     train_set, val_set, test_set = _load_splits(config)
     run = RunDirectory(Path(out))

@@ -18,14 +18,28 @@ from probfusion.options import (
     AlignmentKind,
     DeviceKind,
     FusionKind,
+    GuideKind,
+    InferenceKind,
+    KernelFeatures,
+    KernelKind,
     LabelScheme,
+    MKLFormulation,
     PriorPenalty,
     RankPrior,
     SplitKind,
     parse_option,
 )
 
-__all__ = ["DataConfig", "FusionConfig", "JWAEConfig", "RunConfig", "SyntheticConfig", "TrainConfig"]
+__all__ = [
+    "BayesConfig",
+    "DataConfig",
+    "FusionConfig",
+    "GPMKLConfig",
+    "JWAEConfig",
+    "RunConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+]
 
 
 def _check_positive(owner: str, **values: float) -> None:
@@ -223,9 +237,9 @@ class FusionConfig(_JSONConfig):
 
     Attributes:
         model: LMF, TFN or concatenation.
-        rank: LMF rank r (ignored by TFN and concatenation).
+        rank: LMF rank r (ignored by TFN and concatenation); the maximum rank under a Bayesian rank prior.
         fused_dim: Size h of the fused representation fed to the classifier head.
-        rank_prior: Prior on the LMF rank factors; only ``none`` (point estimates) is available so far.
+        rank_prior: Prior on the LMF rank factors: ``none`` (point estimates), ``gaussian`` or ``ard``.
     """
 
     model: FusionKind = FusionKind.LMF
@@ -237,10 +251,10 @@ class FusionConfig(_JSONConfig):
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
         object.__setattr__(self, "rank_prior", parse_option(self.rank_prior, RankPrior, name="rank prior"))
         _check_positive("FusionConfig", rank=self.rank, fused_dim=self.fused_dim)
-        if self.rank_prior is not RankPrior.NONE:
+        if self.rank_prior is not RankPrior.NONE and self.model is not FusionKind.LMF:
             raise ConfigError(
-                f"Rank prior {self.rank_prior.value!r} (Bayesian rank factors) is not available in this version; "
-                "use rank prior 'none' (point-estimate LMF)."
+                f"Rank prior {self.rank_prior.value!r} applies to model 'lmf' only; got model {self.model.value!r}. "
+                "Use rank prior 'none' with other models."
             )
 
 
@@ -274,6 +288,94 @@ class TrainConfig(_JSONConfig):
 
 
 @dataclass(frozen=True)
+class BayesConfig(_JSONConfig):
+    """The Bayesian rank-factor stage (used when ``FusionConfig.rank_prior`` is ``gaussian`` or ``ard``).
+
+    The encoders are trained first (the deterministic stage), then frozen; the fusion head's factors get a
+    posterior by SVI or NUTS on the frozen latents.
+
+    Attributes:
+        inference: SVI or NUTS.
+        guide: Variational family for SVI.
+        prior_shape: Gamma shape a0 of each component's precision lambda_i (ARD).
+        prior_rate: Gamma rate b0 of each component's precision lambda_i (ARD).
+        prior_precision: Fixed precision of the factors under the ``gaussian`` rank prior.
+        svi_steps: SVI optimisation steps.
+        learning_rate: Adam learning rate of SVI.
+        posterior_samples: Monte Carlo samples of the posterior predictive (and of rank summaries).
+        num_warmup: NUTS warm-up steps per chain.
+        num_draws: NUTS draws per chain.
+        num_chains: NUTS chains.
+    """
+
+    inference: InferenceKind = InferenceKind.SVI
+    guide: GuideKind = GuideKind.MEAN_FIELD
+    prior_shape: float = 1.0
+    prior_rate: float = 1.0
+    prior_precision: float = 1.0
+    svi_steps: int = 1500
+    learning_rate: float = 0.01
+    posterior_samples: int = 100
+    num_warmup: int = 200
+    num_draws: int = 200
+    num_chains: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inference", parse_option(self.inference, InferenceKind, name="inference"))
+        object.__setattr__(self, "guide", parse_option(self.guide, GuideKind, name="guide"))
+        _check_positive(
+            "BayesConfig",
+            prior_shape=self.prior_shape,
+            prior_rate=self.prior_rate,
+            prior_precision=self.prior_precision,
+            svi_steps=self.svi_steps,
+            learning_rate=self.learning_rate,
+            posterior_samples=self.posterior_samples,
+            num_warmup=self.num_warmup,
+            num_draws=self.num_draws,
+            num_chains=self.num_chains,
+        )
+
+
+@dataclass(frozen=True)
+class GPMKLConfig(_JSONConfig):
+    """The GP + MKL baseline (used when ``FusionConfig.model`` is ``gp-mkl``).
+
+    Attributes:
+        kernel: Per-modality kernel.
+        features: Kernels on the jWAE latents or on the standardised inputs.
+        formulation: The convex problem that sets the kernel weights.
+        svm_c: Box constraint C of the SVM dual inside the MKL problem.
+        max_exact_points: Up to this many training points the GP is exact; above, variational with inducing points.
+        num_inducing: Inducing points of the variational GP.
+        gp_steps: Optimisation steps of the GP's remaining hyperparameters (the kernel weights stay fixed).
+        posterior_samples: Samples of the GP's latent function for the predictive.
+    """
+
+    kernel: KernelKind = KernelKind.RBF
+    features: KernelFeatures = KernelFeatures.LATENT
+    formulation: MKLFormulation = MKLFormulation.LANCKRIET
+    svm_c: float = 1.0
+    max_exact_points: int = 3000
+    num_inducing: int = 256
+    gp_steps: int = 100
+    posterior_samples: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernel", parse_option(self.kernel, KernelKind, name="kernel"))
+        object.__setattr__(self, "features", parse_option(self.features, KernelFeatures, name="kernel features"))
+        object.__setattr__(self, "formulation", parse_option(self.formulation, MKLFormulation, name="MKL formulation"))
+        _check_positive(
+            "GPMKLConfig",
+            svm_c=self.svm_c,
+            max_exact_points=self.max_exact_points,
+            num_inducing=self.num_inducing,
+            gp_steps=self.gp_steps,
+            posterior_samples=self.posterior_samples,
+        )
+
+
+@dataclass(frozen=True)
 class RunConfig(_JSONConfig):
     """Everything that decides a run's result.
 
@@ -282,6 +384,8 @@ class RunConfig(_JSONConfig):
         jwae: Encoders, decoders and the jWAE loss.
         fusion: Fusion layer and head.
         train: Optimisation.
+        bayes: The Bayesian rank-factor stage (rank prior ``gaussian`` or ``ard``).
+        gp: The GP + MKL baseline (model ``gp-mkl``).
         seed: Seed of every random choice (split, initialisation, minibatches, projections).
         device: Where to compute; results are recorded, not the device.
     """
@@ -290,6 +394,8 @@ class RunConfig(_JSONConfig):
     jwae: JWAEConfig = field(default_factory=JWAEConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    bayes: BayesConfig = field(default_factory=BayesConfig)
+    gp: GPMKLConfig = field(default_factory=GPMKLConfig)
     seed: int = 0
     device: DeviceKind = DeviceKind.AUTO
 

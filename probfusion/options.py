@@ -13,11 +13,18 @@ from probfusion.errors import ConfigError
 
 __all__ = [
     "AlignmentKind",
+    "AttackKind",
     "DeviceKind",
     "FusionKind",
+    "GuideKind",
+    "InferenceKind",
+    "KernelFeatures",
+    "KernelKind",
     "LabelScheme",
+    "MKLFormulation",
     "PriorPenalty",
     "RankPrior",
+    "ShiftKind",
     "SplitKind",
     "parse_option",
 ]
@@ -32,6 +39,8 @@ class FusionKind(StrEnum):
     """Tensor fusion (Zadeh et al., 2017): a dense weight on the full outer-product tensor."""
     CONCAT = "concat"
     """Concatenation followed by a linear layer: additive (early) fusion, the simplest baseline."""
+    GP_MKL = "gp-mkl"
+    """Gaussian-process classifier on a fixed sum of per-modality kernels weighted by an MKL dual (additive)."""
 
 
 class RankPrior(StrEnum):
@@ -43,6 +52,77 @@ class RankPrior(StrEnum):
     """Bayesian factors with a fixed isotropic Gaussian prior."""
     ARD = "ard"
     """Bayesian factors whose per-component precision has a Gamma prior (automatic relevance determination)."""
+
+
+class InferenceKind(StrEnum):
+    """How the posterior of the Bayesian rank factors is approximated."""
+
+    SVI = "svi"
+    """Stochastic variational inference (Pyro) with a guide fit for the model."""
+    NUTS = "nuts"
+    """The No-U-Turn sampler on the fusion head with frozen encoders: the gold standard for small problems."""
+
+
+class GuideKind(StrEnum):
+    """Variational family of the SVI posterior."""
+
+    MEAN_FIELD = "mean-field"
+    """Independent Normal factors and log-normal (or Gamma) precisions."""
+    LOW_RANK = "low-rank"
+    """A multivariate Normal with low-rank-plus-diagonal covariance over all latent variables."""
+
+
+class KernelKind(StrEnum):
+    """Per-modality kernel of the GP + MKL baseline."""
+
+    RBF = "rbf"
+    """Gaussian RBF kernel with a median-heuristic bandwidth."""
+    LINEAR = "linear"
+    """Linear kernel."""
+
+
+class KernelFeatures(StrEnum):
+    """What the per-modality kernels of the GP + MKL baseline are computed on."""
+
+    LATENT = "latent"
+    """The jWAE latents z_m (the same latents that LMF fuses)."""
+    INPUT = "input"
+    """The standardised inputs x_m."""
+
+
+class MKLFormulation(StrEnum):
+    """Which convex problem sets the kernel weights."""
+
+    LANCKRIET = "lanckriet"
+    """The QCQP dual of Lanckriet et al. (2004), solved through low-rank kernel factors as cone constraints."""
+    ALIGNMENT = "alignment"
+    """Centred kernel-target alignment (a cheaper QP for large n)."""
+
+
+class AttackKind(StrEnum):
+    """Adversarial attack in input space."""
+
+    NONE = "none"
+    """No attack (clean inputs)."""
+    FGSM = "fgsm"
+    """Fast gradient sign method: one step of size epsilon."""
+    PGD = "pgd"
+    """Projected gradient descent with a random start, keeping the highest-loss iterate."""
+    EOT_PGD = "eot-pgd"
+    """PGD with gradients averaged over posterior samples (expectation over transformation)."""
+
+
+class ShiftKind(StrEnum):
+    """Distribution shift applied to test inputs."""
+
+    NOISE = "noise"
+    """Additive Gaussian noise at severities 1..5."""
+    DROPOUT = "dropout"
+    """Feature dropout (features set to their training mean) at severities 1..5."""
+    MISSING = "missing"
+    """One modality missing (mean-imputed)."""
+    SPEAKER = "speaker"
+    """av-digits' held-out speaker: a real shift."""
 
 
 class PriorPenalty(StrEnum):
