@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 STUDIES = Path(__file__).parents[1] / "studies"
-SCRIPTS = sorted(p for p in STUDIES.glob("*.py") if not p.name.startswith("_"))
+SCRIPTS = sorted(p for p in [*STUDIES.glob("*.py"), *STUDIES.glob("benchmarks/*.py")] if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
