@@ -92,7 +92,10 @@ def main() -> None:
                         seed=seed,
                         device="cpu",
                     )
-                    run = fit(config, Path(scratch) / f"{setting.data}-{setting.split}-{arm.label}-{seed}")
+                    run = fit(
+                        config,
+                        Path(scratch) / f"{setting.data}-{setting.split}-d{setting.latent_dim}-{arm.label}-{seed}",
+                    )
                     rows.append(
                         {
                             "data": setting.data,
