@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/probfusion fit --out runs/demo --overwrite
-	@echo "Run directory (config, weights, metrics.json, metrics.csv, train.log): runs/demo"
+	$(BIN)/probfusion evaluate runs/demo --attack pgd --name demo-pgd --overwrite
+	@echo "Run directory: runs/demo; robustness report (rows.csv, checks.json, figures/): runs/demo/evaluations/demo-pgd"
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache probfusion cli studies tests scripts

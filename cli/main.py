@@ -8,6 +8,7 @@ import warnings
 import click
 
 from probfusion.cli.datasets import datasets
+from probfusion.cli.evaluate import evaluate
 from probfusion.cli.fit import fit
 from probfusion.errors import InputDataWarning
 
@@ -35,3 +36,4 @@ def cli(verbose: int) -> None:
 
 cli.add_command(fit)
 cli.add_command(datasets)
+cli.add_command(evaluate)

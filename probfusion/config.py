@@ -16,6 +16,7 @@ from typing import Any, Self, Union, get_args, get_origin, get_type_hints
 from probfusion.errors import ConfigError
 from probfusion.options import (
     AlignmentKind,
+    AttackKind,
     DeviceKind,
     FusionKind,
     GuideKind,
@@ -26,13 +27,16 @@ from probfusion.options import (
     MKLFormulation,
     PriorPenalty,
     RankPrior,
+    ShiftKind,
     SplitKind,
     parse_option,
 )
+from probfusion.robustness.budgets import NormKind, parse_budgets
 
 __all__ = [
     "BayesConfig",
     "DataConfig",
+    "EvaluationConfig",
     "FusionConfig",
     "GPMKLConfig",
     "JWAEConfig",
@@ -306,6 +310,11 @@ class BayesConfig(_JSONConfig):
         num_warmup: NUTS warm-up steps per chain.
         num_draws: NUTS draws per chain.
         num_chains: NUTS chains.
+        batch_size: SVI minibatch size (the likelihood is scaled to the full training set).
+        realign_every: SVI steps between function-preserving re-expressions of the rank components (0: never).
+        realign_tolerance: Relative error of the head's weight tensor that a re-expression may introduce.
+        activity_threshold: A component is active in a posterior draw when its share of the logits' variance
+            exceeds this.
     """
 
     inference: InferenceKind = InferenceKind.SVI
@@ -314,11 +323,15 @@ class BayesConfig(_JSONConfig):
     prior_rate: float = 1.0
     prior_precision: float = 1.0
     svi_steps: int = 1500
-    learning_rate: float = 0.01
+    learning_rate: float = 0.02
     posterior_samples: int = 100
     num_warmup: int = 200
     num_draws: int = 200
     num_chains: int = 2
+    batch_size: int = 256
+    realign_every: int = 100
+    realign_tolerance: float = 0.02
+    activity_threshold: float = 0.005
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inference", parse_option(self.inference, InferenceKind, name="inference"))
@@ -334,7 +347,15 @@ class BayesConfig(_JSONConfig):
             num_warmup=self.num_warmup,
             num_draws=self.num_draws,
             num_chains=self.num_chains,
+            batch_size=self.batch_size,
+            realign_tolerance=self.realign_tolerance,
         )
+        _check_non_negative("BayesConfig", realign_every=self.realign_every)
+        if not 0.0 < self.activity_threshold < 1.0:
+            raise ConfigError(
+                "BayesConfig.activity_threshold must lie in (0, 1) (a share of variance); "
+                f"got {self.activity_threshold}."
+            )
 
 
 @dataclass(frozen=True)
@@ -350,6 +371,12 @@ class GPMKLConfig(_JSONConfig):
         num_inducing: Inducing points of the variational GP.
         gp_steps: Optimisation steps of the GP's remaining hyperparameters (the kernel weights stay fixed).
         posterior_samples: Samples of the GP's latent function for the predictive.
+        factor_rank: Most columns k of each kernel's low-rank factor in the MKL problem (its cost grows as
+            n (M k)^2 per interior-point iteration).
+        learning_rate: Adam learning rate of the GP's remaining hyperparameters.
+        alpha_epsilon: Dirichlet pseudo-count of the non-label classes (Milios et al., 2018).
+        hyperparameter_points: The exact GP's few hyperparameters are fitted on a random subset of at most this
+            many training points (O(c p^3) per step instead of O(c N^3)); the posterior uses all N.
     """
 
     kernel: KernelKind = KernelKind.RBF
@@ -360,6 +387,10 @@ class GPMKLConfig(_JSONConfig):
     num_inducing: int = 256
     gp_steps: int = 100
     posterior_samples: int = 64
+    factor_rank: int = 48
+    learning_rate: float = 0.1
+    alpha_epsilon: float = 0.01
+    hyperparameter_points: int = 512
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel", parse_option(self.kernel, KernelKind, name="kernel"))
@@ -372,6 +403,10 @@ class GPMKLConfig(_JSONConfig):
             num_inducing=self.num_inducing,
             gp_steps=self.gp_steps,
             posterior_samples=self.posterior_samples,
+            factor_rank=self.factor_rank,
+            learning_rate=self.learning_rate,
+            alpha_epsilon=self.alpha_epsilon,
+            hyperparameter_points=self.hyperparameter_points,
         )
 
 
@@ -403,3 +438,68 @@ class RunConfig(_JSONConfig):
         object.__setattr__(self, "device", parse_option(self.device, DeviceKind, name="device"))
         if self.seed < 0:
             raise ConfigError(f"RunConfig.seed must be zero or positive; got {self.seed}.")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(_JSONConfig):
+    """What ``probfusion evaluate`` does to a run: one attack or one shift, over a grid of budgets or severities.
+
+    Inputs are the run's standardised features, so every budget is in units of each feature's training
+    standard deviation (an L-inf eps of 0.1 moves each attacked feature by at most a tenth of its training
+    standard deviation).
+
+    Attributes:
+        attack: The attack (``none`` scores clean inputs only).
+        eps: Attack budgets in units of each feature's training standard deviation, sorted.
+        steps: PGD steps per start.
+        step_size: PGD step length as a multiple of eps; ``None`` takes Madry et al.'s 2.5 / steps.
+        restarts: PGD random starts per input; the highest-loss one is kept.
+        norm: The budget's norm (``linf`` or ``l2``).
+        modality: A modality name, ``all`` (all modalities attacked together), or ``each`` (every modality
+            alone, then all together).
+        shift: A distribution shift to evaluate instead of an attack (``None``: no shift).
+        severities: Shift severities, integers from 1 to 5.
+        samples: Posterior draws used to score the predictive (independent of the attack's draws).
+        attack_samples: Fresh posterior draws per EOT-PGD step.
+        mi_weight: Weight lambda of the mutual information in the adaptive attack's loss (NLL - lambda MI);
+            0 skips the adaptive attack.
+        seed: Seed of the attacks' random starts, the shifts' noise and the posterior draws.
+    """
+
+    attack: AttackKind = AttackKind.PGD
+    eps: tuple[float, ...] = (0.05, 0.1, 0.2)
+    steps: int = 10
+    step_size: float | None = None
+    restarts: int = 1
+    norm: NormKind = NormKind.LINF
+    modality: str = "each"
+    shift: ShiftKind | None = None
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    samples: int = 64
+    attack_samples: int = 8
+    mi_weight: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attack", parse_option(self.attack, AttackKind, name="attack"))
+        object.__setattr__(self, "norm", parse_option(self.norm, NormKind, name="norm"))
+        if self.shift is not None:
+            object.__setattr__(self, "shift", parse_option(self.shift, ShiftKind, name="shift"))
+        object.__setattr__(self, "eps", parse_budgets(self.eps))
+        _check_positive(
+            "EvaluationConfig",
+            steps=self.steps,
+            step_size=2.5 if self.step_size is None else self.step_size,
+            restarts=self.restarts,
+            samples=self.samples,
+            attack_samples=self.attack_samples,
+        )
+        _check_non_negative("EvaluationConfig", mi_weight=self.mi_weight, seed=self.seed)
+        severities = tuple(self.severities)
+        if not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
+            raise ConfigError(f"EvaluationConfig.severities must be integers from 1 to 5; got {list(severities)}.")
+        object.__setattr__(self, "severities", tuple(sorted(set(severities))))
+        if not isinstance(self.modality, str) or not self.modality.strip():
+            raise ConfigError(
+                f"EvaluationConfig.modality must be a modality name, 'all' or 'each'; got {self.modality!r}."
+            )

@@ -1,5 +1,21 @@
-"""Metrics on predictive probabilities ``(n, c)``."""
+"""Metrics on predictive probabilities: classification, calibration, uncertainty, detection and robustness."""
 
+from probfusion.metrics.calibration import ReliabilityBins, expected_calibration_error, reliability_bins
 from probfusion.metrics.classification import accuracy, brier_score, negative_log_likelihood
+from probfusion.metrics.detection import detection_auroc
+from probfusion.metrics.robustness import effective_robustness, relative_robustness
+from probfusion.metrics.uncertainty import mutual_information, predictive_entropy
 
-__all__ = ["accuracy", "brier_score", "negative_log_likelihood"]
+__all__ = [
+    "ReliabilityBins",
+    "accuracy",
+    "brier_score",
+    "detection_auroc",
+    "effective_robustness",
+    "expected_calibration_error",
+    "mutual_information",
+    "negative_log_likelihood",
+    "predictive_entropy",
+    "relative_robustness",
+    "reliability_bins",
+]

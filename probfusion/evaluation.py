@@ -1,0 +1,549 @@
+"""Evaluate a fitted run under attack or shift: metrics per (attack or shift, modality, budget or severity).
+
+:func:`evaluate` writes ``<run>/evaluations/<name>/``::
+
+    rows.json        {"rows": [...]}: one row per (attack or shift, variant, modality, eps), clean first
+    rows.csv         the same rows
+    checks.json      sanity checks (monotone accuracy, PGD vs FGSM, stability, zero gradients) and
+                     MultiBench's relative robustness of each curve
+    config.json      the EvaluationConfig
+    figures/*.png    accuracy and ECE against budget, reliability diagrams, entropy histograms
+
+Every row holds ``attack``, ``variant``, ``modality``, ``eps`` (budget in training standard deviations, or
+severity for a shift), ``accuracy``, ``nll``, ``brier``, ``ece``, mean ``entropy`` and ``mi``, and
+``auroc_entropy`` / ``auroc_mi`` for telling these inputs from the clean ones (NaN on the clean row, and
+``auroc_mi`` NaN for deterministic models, whose mutual information is zero). Scores use ``samples``
+posterior draws from a generator independent of the attack's draws. The folder appears whole or not at all;
+an existing evaluation is replaced only with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from probfusion.config import EvaluationConfig
+from probfusion.errors import ConfigError, RunExistsError
+from probfusion.metrics import (
+    accuracy,
+    brier_score,
+    detection_auroc,
+    expected_calibration_error,
+    negative_log_likelihood,
+    relative_robustness,
+    reliability_bins,
+)
+from probfusion.metrics.uncertainty import mutual_information, predictive_entropy
+from probfusion.options import AttackKind, ShiftKind, SplitKind
+from probfusion.plotting import entropy_histograms, metric_curves, reliability_diagram
+from probfusion.robustness import (
+    DROPOUT_RATES,
+    NOISE_LEVELS,
+    Imputation,
+    feature_dropout,
+    gaussian_noise,
+    marginal_missing_probabilities,
+    missing_modality,
+    run_attack,
+    sample_logits,
+)
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from probfusion.runs.run_dir import RunDirectory
+
+if TYPE_CHECKING:
+    from probfusion.api import LoadedRun
+
+__all__ = ["EvaluationReport", "evaluate", "latest_run"]
+
+_BATCH = 512
+_DONORS = 32  # training rows averaged over when a modality is marginalised
+_TOL = 0.005  # accuracy slack of the sanity checks (half a point: Monte Carlo scoring noise)
+_STABLE_TOL = 0.03  # more steps or restarts may lower accuracy by at most this much
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationReport:
+    """A finished evaluation.
+
+    Attributes:
+        path: ``<run>/evaluations/<name>``.
+        rows: One dict per (attack or shift, variant, modality, eps), clean first.
+        checks: Sanity checks, each ``{"passed": bool, ...}``, and ``robustness`` (relative robustness).
+        figures: The PNG files written.
+    """
+
+    path: Path
+    rows: list[dict[str, Any]]
+    checks: dict[str, Any]
+    figures: tuple[Path, ...] = field(default=())
+
+    def table(self) -> str:
+        """The rows as a fixed-width text table for the terminal."""
+        cols = ("attack", "variant", "modality", "eps", "accuracy", "nll", "ece", "auroc_entropy", "auroc_mi")
+        cells = [[_fmt(row.get(c)) for c in cols] for row in self.rows]
+        widths = [max(len(c), *(len(r[k]) for r in cells)) for k, c in enumerate(cols)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+        return "\n".join(lines)
+
+    def check_lines(self) -> list[str]:
+        """One line per sanity check: PASS or FAIL, then what it measured."""
+        return [
+            f"{'PASS' if check['passed'] else 'FAIL'} {name}: {check['detail']}"
+            for name, check in self.checks.items()
+            if isinstance(check, dict) and "passed" in check
+        ]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def latest_run(root: Path = Path("runs")) -> Path | None:
+    """The most recently completed run directly under ``root`` (by when its metrics were written), or None."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if p.is_dir() and RunDirectory(p).is_complete]
+    return max(done, key=lambda p: (p / RunDirectory.METRICS_JSON).stat().st_mtime, default=None)
+
+
+def _modality_sets(choice: str, modalities: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    if choice == "each":
+        return [(m, (m,)) for m in modalities] + [("all", modalities)]
+    if choice == "all":
+        return [("all", modalities)]
+    if choice not in modalities:
+        raise ConfigError(f"The run has no modality {choice!r}; expected one of {list(modalities)}, 'all' or 'each'.")
+    return [(choice, (choice,))]
+
+
+def _default_name(config: EvaluationConfig) -> str:
+    if config.shift is not None:
+        return config.shift.value
+    return "clean" if config.attack is AttackKind.NONE else f"{config.attack.value}-{config.norm.value}"
+
+
+def _target(run_path: Path, name: str | None, config: EvaluationConfig, overwrite: bool) -> Path:
+    folder = run_path / "evaluations"
+    if name is None:
+        stem, k = _default_name(config), 1
+        candidate = folder / stem
+        while candidate.exists():
+            k += 1
+            candidate = folder / f"{stem}-{k}"
+        return candidate
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"Evaluation name {name!r} must be letters, digits, '.', '_' or '-'; choose another.")
+    if (folder / name).exists() and not overwrite:
+        raise RunExistsError(f"{folder / name} already holds an evaluation; pass --overwrite or choose another name.")
+    return folder / name
+
+
+@torch.no_grad()
+def _predict(model: Any, views: dict[str, torch.Tensor], samples: int, generator: torch.Generator) -> torch.Tensor:
+    """``(s, n, c)`` probabilities in minibatches of rows."""
+    n = next(iter(views.values())).shape[0]
+    chunks = [
+        sample_logits(model, {m: x[i : i + _BATCH] for m, x in views.items()}, samples, generator=generator)
+        .softmax(dim=-1)
+        .double()
+        for i in range(0, n, _BATCH)
+    ]
+    return torch.cat(chunks, dim=1)
+
+
+def _scores(probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {
+        "entropy": torch.as_tensor(predictive_entropy(probs)),
+        "mi": torch.as_tensor(mutual_information(probs)),
+    }
+
+
+def _row(
+    head: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, clean: dict[str, torch.Tensor] | None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    mean = probs.mean(dim=0)
+    scores = _scores(probs)
+    row = {
+        **head,
+        "accuracy": accuracy(mean, labels),
+        "nll": negative_log_likelihood(mean, labels),
+        "brier": brier_score(mean, labels),
+        "ece": expected_calibration_error(mean, labels),
+        "entropy": float(scores["entropy"].mean()),
+        "mi": float(scores["mi"].mean()),
+        "n": int(labels.shape[0]),
+    }
+    for key in ("entropy", "mi"):
+        row[f"auroc_{key}"] = detection_auroc(clean[key], scores[key]) if clean is not None else float("nan")
+    return row, {**scores, "probs": mean, "labels": labels}
+
+
+class _Work:
+    """The state one evaluation shares between its steps: model, test tensors, generators, clean scores."""
+
+    def __init__(self, run: LoadedRun, config: EvaluationConfig, progress: Callable[[int, int], None] | None):
+        self.run, self.config, self.model = run, config, run.model
+        _, self.val_set, self.test_set = run.splits()
+        data = run.tensors(self.test_set)
+        self.views, self.labels = dict(data.views), data.labels
+        # Attacks and scoring draw from separate generators: the attacked model is scored on fresh draws.
+        self.attack_gen = torch.Generator().manual_seed(config.seed)
+        self.score_gen = torch.Generator().manual_seed(config.seed + 1_000_003)
+        self.progress, self.done, self.total = progress, 0, 1
+        probe = {m: x[:2] for m, x in self.views.items()}
+        with torch.no_grad():
+            self.stochastic = sample_logits(self.model, probe, 2, generator=self.score_gen).shape[0] > 1
+        self.rows: list[dict[str, Any]] = []
+        self.extras: list[dict[str, torch.Tensor]] = []
+        self.clean: dict[str, torch.Tensor] = {}
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+    def score(self, views: dict[str, torch.Tensor], head: dict[str, Any], probs: torch.Tensor | None = None) -> dict:
+        probs = _predict(self.model, views, self.config.samples, self.score_gen) if probs is None else probs
+        labels = self.labels if head.get("labels") is None else head.pop("labels")
+        reference = None if head["attack"] == AttackKind.NONE.value else self.clean
+        row, extra = _row({k: v for k, v in head.items() if k != "labels"}, probs, labels, reference)
+        if not self.stochastic:
+            row["auroc_mi"] = float("nan")  # one draw: the mutual information is zero everywhere, not a score
+        self.rows.append(row)
+        self.extras.append(extra)
+        return row
+
+    def attack(self, kind: AttackKind, eps: float, modalities: tuple[str, ...], **overrides: Any) -> tuple[dict, float]:
+        """Attack the test set in row chunks; returns the adversarial views and the share of zero gradients."""
+        cfg = self.config
+        options = {
+            "steps": cfg.steps,
+            "step_size": cfg.step_size,
+            "restarts": cfg.restarts,
+            "norm": cfg.norm,
+            "attack_samples": cfg.attack_samples,
+            "mi_weight": 0.0,
+            **overrides,
+        }
+        n = len(self.labels)
+        chunks, zero = [], 0.0
+        for i in range(0, n, _BATCH):
+            part = {m: x[i : i + _BATCH] for m, x in self.views.items()}
+            result = run_attack(
+                self.model,
+                part,
+                self.labels[i : i + _BATCH],
+                kind=kind,
+                eps=eps,
+                modalities=modalities,
+                generator=self.attack_gen,
+                **options,
+            )
+            chunks.append(result.views)
+            zero += result.zero_gradient_share * len(self.labels[i : i + _BATCH]) / n
+        return {m: torch.cat([c[m] for c in chunks]) for m in self.views}, zero
+
+    def accuracy_under(self, kind: AttackKind, eps: float, modalities: tuple[str, ...], **overrides: Any) -> float:
+        views, _ = self.attack(kind, eps, modalities, **overrides)
+        self.tick()
+        return accuracy(_predict(self.model, views, self.config.samples, self.score_gen).mean(dim=0), self.labels)
+
+
+def _curves(rows: list[dict[str, Any]], metric: str, clean: dict[str, Any]) -> dict[str, tuple[list, list]]:
+    curves: dict[str, tuple[list, list]] = {}
+    for r in rows:
+        if r["kind"] == "clean" or r["attack"] in (ShiftKind.MISSING.value, ShiftKind.SPEAKER.value):
+            continue
+        x, y = curves.setdefault(f"{r['modality']} {r['variant']}", ([0.0], [clean[metric]]))
+        x.append(r["eps"])
+        y.append(r[metric])
+    return curves
+
+
+def _monotone(rows: list[dict[str, Any]], clean: dict[str, Any], tol: float) -> dict[str, Any]:
+    rises = {key: max(np.diff(y), default=0.0) for key, (_x, y) in _curves(rows, "accuracy", clean).items()}
+    worst = max(rises.values(), default=0.0)
+    return {
+        "passed": bool(worst <= tol),
+        "max_rise": float(worst),
+        "tolerance": tol,
+        "detail": f"accuracy never rises with budget or severity (largest rise {worst:+.4f}, tolerance {tol:.4f})",
+    }
+
+
+def _attack_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
+    cfg = work.config
+    kind = cfg.attack
+    iterative = kind in (AttackKind.PGD, AttackKind.EOT_PGD)
+    variants = [("standard", 0.0)]
+    if iterative and work.stochastic and cfg.mi_weight > 0:
+        variants.append(("adaptive", cfg.mi_weight))
+    grid = [(label, mods, eps) for label, mods in sets for eps in cfg.eps]
+    work.total += len(grid) * len(variants)
+    if iterative:
+        work.total += len(grid) * (2 if kind is AttackKind.EOT_PGD and work.stochastic else 1) + 2
+    attacked: dict[tuple[str, float], float] = {}
+    zero_shares = []
+    for label, mods, eps in grid:
+        for variant, weight in variants:
+            views, zero = work.attack(kind, eps, mods, mi_weight=weight)
+            zero_shares.append(zero)
+            head = {"kind": "attack", "attack": kind.value, "variant": variant, "modality": label, "eps": eps}
+            row = work.score(views, {**head, "norm": cfg.norm.value, "zero_gradient_share": zero})
+            if variant == "standard":
+                attacked[label, eps] = row["accuracy"]
+            work.tick()
+    tol = max(_TOL, 1.0 / len(work.labels))
+    checks: dict[str, Any] = {"monotone": _monotone(work.rows[1:], work.rows[0], tol)}
+    worst_zero = max(zero_shares, default=0.0)
+    checks["zero_gradients"] = {
+        "passed": bool(worst_zero < 0.5),
+        "share": worst_zero,
+        "detail": f"largest share of exactly-zero input gradients {worst_zero:.4f} (below 0.5 expected)",
+    }
+    if not iterative:
+        return checks
+    fgsm = {(label, eps): work.accuracy_under(AttackKind.FGSM, eps, mods) for label, mods, eps in grid}
+    margin = max(attacked[k] - fgsm[k] for k in fgsm)
+    checks["pgd_vs_fgsm"] = {
+        "passed": bool(margin <= tol),
+        "fgsm_accuracy": {f"{k[0]}@{k[1]}": v for k, v in fgsm.items()},
+        "detail": f"{kind.value} at least as strong as FGSM (largest excess accuracy {margin:+.4f}, tol {tol:.4f})",
+    }
+    if kind is AttackKind.EOT_PGD and not work.stochastic:
+        checks["eot_vs_pgd"] = {"passed": True, "detail": "deterministic model: EOT-PGD is PGD (one draw per step)"}
+    elif kind is AttackKind.EOT_PGD:
+        plain = {(label, eps): work.accuracy_under(AttackKind.PGD, eps, mods) for label, mods, eps in grid}
+        margin = max(attacked[k] - plain[k] for k in plain)
+        checks["eot_vs_pgd"] = {
+            "passed": bool(margin <= tol),
+            "pgd_accuracy": {f"{k[0]}@{k[1]}": v for k, v in plain.items()},
+            "detail": f"EOT-PGD at least as strong as PGD (largest excess accuracy {margin:+.4f}, tol {tol:.4f})",
+        }
+    label, mods = sets[-1]
+    eps = cfg.eps[-1]
+    more_steps = work.accuracy_under(kind, eps, mods, steps=2 * cfg.steps)
+    more_restarts = work.accuracy_under(kind, eps, mods, restarts=cfg.restarts + 1)
+    base = attacked[label, eps]
+    drop = base - min(more_steps, more_restarts)
+    checks["stability"] = {
+        "passed": bool(drop <= _STABLE_TOL),
+        "accuracy": base,
+        "double_steps_accuracy": more_steps,
+        "extra_restart_accuracy": more_restarts,
+        "detail": f"{label}@{eps}: accuracy {base:.4f}, with 2x steps {more_steps:.4f}, with one more restart "
+        f"{more_restarts:.4f} (may fall by at most {_STABLE_TOL})",
+    }
+    return checks
+
+
+def _shift_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
+    cfg = work.config
+    shift = cfg.shift
+    gen = work.attack_gen
+    if shift in (ShiftKind.NOISE, ShiftKind.DROPOUT):
+        apply = gaussian_noise if shift is ShiftKind.NOISE else feature_dropout
+        levels = NOISE_LEVELS if shift is ShiftKind.NOISE else DROPOUT_RATES
+        work.total += len(sets) * len(cfg.severities)
+        for label, mods in sets:
+            for severity in cfg.severities:
+                views = apply(work.views, severity=severity, modalities=mods, generator=gen)
+                head = {"kind": "shift", "attack": shift.value, "variant": "standard", "modality": label}
+                work.score(views, {**head, "eps": float(severity), "level": levels[severity - 1]})
+                work.tick()
+        tol = max(_TOL, 2.0 / len(work.labels))
+        return {"monotone": _monotone(work.rows[1:], work.rows[0], tol)}
+    if shift is ShiftKind.MISSING:
+        partial = [(label, mods) for label, mods in sets if len(mods) < len(work.views)]
+        if not partial:
+            raise ConfigError("Shift 'missing' needs at least one modality left; choose --modality NAME or each.")
+        train = work.run.tensors(work.run.splits()[0])
+        pick = torch.randperm(len(train), generator=gen)[:_DONORS]
+        std = work.run.standardizer
+        raw_zero = {
+            m: torch.as_tensor(-std.mean[m] / std.std[m], dtype=x.dtype, device=x.device) for m, x in work.views.items()
+        }
+        work.total += 3 * len(partial)
+        for label, mods in partial:
+            head = {"kind": "shift", "attack": shift.value, "modality": label, "eps": 1.0}
+            for imputation in (Imputation.MEAN, Imputation.ZERO):
+                views = missing_modality(work.views, modalities=mods, imputation=imputation, raw_zero=raw_zero)
+                work.score(views, {**head, "variant": imputation.value})
+                work.tick()
+            donors = {m: train.views[m][pick] for m in mods}
+            probs = torch.cat(
+                [
+                    marginal_missing_probabilities(
+                        work.model,
+                        {m: x[i : i + _BATCH // 4] for m, x in work.views.items()},
+                        modalities=mods,
+                        donors=donors,
+                        num_samples=cfg.samples,
+                        generator=work.score_gen,
+                    ).double()
+                    for i in range(0, len(work.labels), _BATCH // 4)
+                ],
+                dim=1,
+            )
+            work.score(work.views, {**head, "variant": Imputation.MARGINAL.value}, probs=probs)
+            work.tick()
+        return {}
+    # Held-out speaker: the run's test split is one unseen speaker; its validation split holds the seen ones.
+    val = work.run.tensors(work.val_set)
+    speaker = work.run.config.data.held_out_speaker or work.test_set.default_held_out_speaker or "held-out"
+    work.total += 1
+    seen = {"kind": "clean", "attack": AttackKind.NONE.value, "variant": "seen-speakers", "modality": "all", "eps": 0.0}
+    work.score(dict(val.views), {**seen, "labels": val.labels})
+    seen_scores = {k: work.extras[-1][k] for k in ("entropy", "mi")}
+    saved, work.clean = work.clean, seen_scores
+    head = {"kind": "shift", "attack": shift.value, "variant": f"held-out {speaker}", "modality": "all", "eps": 1.0}
+    work.score(work.views, head)
+    work.clean = saved
+    work.tick()
+    return {}
+
+
+def _figures(work: _Work) -> dict[str, bytes]:
+    rows, extras = work.rows, work.extras
+    clean_row, clean = rows[0], extras[0]
+    shifted = [k for k, r in enumerate(rows) if r["kind"] != "clean" and r["variant"] != "adaptive"]
+    figures: dict[str, bytes] = {}
+    cfg = work.config
+    unit = "severity (1-5)" if cfg.shift is not None else f"eps ({cfg.norm.value}, training standard deviations)"
+    name = cfg.shift.value if cfg.shift is not None else cfg.attack.value
+    for metric in ("accuracy", "ece"):
+        curves = _curves(rows, metric, clean_row)
+        if curves:
+            figures[f"{metric}_vs_budget.png"] = metric_curves(
+                curves, xlabel=unit, ylabel=metric.upper() if metric == "ece" else metric, title=f"{name}: {metric}"
+            )
+    focus = shifted[-1] if shifted else None
+    label = "" if focus is None else f"{rows[focus]['attack']} {rows[focus]['modality']} eps={rows[focus]['eps']:g}"
+    bins = {"clean": reliability_bins(clean["probs"], clean["labels"])}
+    scores = {"clean": clean["entropy"].numpy()}
+    mi = {"clean": clean["mi"].numpy()}
+    if focus is not None:
+        bins[label] = reliability_bins(extras[focus]["probs"], extras[focus]["labels"])
+        scores[label] = extras[focus]["entropy"].numpy()
+        mi[label] = extras[focus]["mi"].numpy()
+    figures["reliability.png"] = reliability_diagram(bins, title="Reliability (top label, 15 bins)")
+    figures["entropy_hist.png"] = entropy_histograms(scores, xlabel="predictive entropy (nats)", title="Entropy")
+    if work.stochastic:
+        figures["mi_hist.png"] = entropy_histograms(mi, xlabel="mutual information (nats)", title="Mutual information")
+    return figures
+
+
+def _robustness(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """MultiBench's relative robustness of each accuracy curve (shift severities on its 0.1 grid)."""
+    out = {}
+    for key, (x, y) in _curves(rows[1:], "accuracy", rows[0]).items():
+        grid = [v / 10.0 for v in x] if rows[-1]["kind"] == "shift" else x
+        if len(x) > 1 and all(b > a for a, b in itertools.pairwise(grid)):
+            out[key] = relative_robustness(y, grid)
+    return out
+
+
+def evaluate(
+    run: LoadedRun,
+    config: EvaluationConfig,
+    *,
+    name: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationReport:
+    """Score ``run``'s model on its test split, clean and under ``config``'s attack or shift, and write the result.
+
+    Attack budgets are in units of each feature's training standard deviation (the run's standardisation).
+    Options are checked before anything is written, and the output folder appears only when complete.
+
+    Args:
+        run: A loaded run (:func:`probfusion.api.load_run`).
+        config: The attack or shift and its grid; with a shift, the attack is not run.
+        name: Folder name under ``<run>/evaluations``; ``None`` picks a fresh one (``pgd-linf``, ``pgd-linf-2``).
+        overwrite: Replace an existing evaluation of the same ``name``.
+        progress: Called with ``(units done, units total)`` as the work advances.
+
+    Returns:
+        The report, with rows, checks and figure paths.
+
+    Raises:
+        ConfigError: On a modality the run lacks, or a speaker shift on a run not split by speaker.
+        RunExistsError: If ``name`` exists and ``overwrite`` is false.
+    """
+    run.model.eval()
+    sets = _modality_sets(config.modality, tuple(run.model.modalities))
+    if config.shift is ShiftKind.SPEAKER and run.config.data.split is not SplitKind.SPEAKER:
+        raise ConfigError(
+            f"Shift 'speaker' needs a run fitted with --split speaker; {run.path} was split "
+            f"{run.config.data.split.value!r}. Fit one with `probfusion fit --split speaker`."
+        )
+    target = _target(run.path, name, config, overwrite)
+    # Models that draw from torch's global RNG (Pyro's, for one) get a seeded, forked copy: the result is
+    # reproducible and the caller's RNG state is left alone. Models that take a generator use ours.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        work = _Work(run, config, progress)
+        clean = {"kind": "clean", "attack": AttackKind.NONE.value, "variant": "clean", "modality": "none", "eps": 0.0}
+        work.score(work.views, clean)
+        work.clean = {k: work.extras[0][k] for k in ("entropy", "mi")}
+        work.tick()
+        if config.shift is not None:
+            checks = _shift_work(work, sets)
+        elif config.attack is not AttackKind.NONE:
+            checks = _attack_work(work, sets)
+        else:
+            checks = {}
+    checks["robustness"] = {"relative": _robustness(work.rows)}
+    checks["stochastic_model"] = work.stochastic
+    figures = _figures(work)
+    return _write(target, config, work.rows, checks, figures, overwrite=overwrite)
+
+
+def _write(
+    target: Path,
+    config: EvaluationConfig,
+    rows: list[dict[str, Any]],
+    checks: dict[str, Any],
+    figures: dict[str, bytes],
+    *,
+    overwrite: bool,
+) -> EvaluationReport:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        atomic_write_json(staging / "rows.json", {"rows": rows})
+        atomic_write_csv(staging / "rows.csv", rows)
+        atomic_write_json(staging / "checks.json", checks)
+        atomic_write_json(staging / "config.json", config.to_dict())
+        (staging / "figures").mkdir()
+        for file, png in figures.items():
+            atomic_write_bytes(staging / "figures" / file, png)
+        trash = None
+        if target.exists():
+            if not overwrite:
+                raise RunExistsError(f"{target} already holds an evaluation; pass --overwrite or choose another name.")
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+        os.replace(staging, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return EvaluationReport(
+        path=target, rows=rows, checks=checks, figures=tuple(target / "figures" / f for f in figures)
+    )

@@ -1,0 +1,38 @@
+"""Attacks and shifts of test inputs, against any :class:`~probfusion.fusion.protocol.Predictor`.
+
+Budgets are in units of each feature's training standard deviation: inputs are standardised with the run's
+training statistics, so eps is a radius in standardised space.
+"""
+
+from probfusion.robustness.attacks import AttackResult, attack_loss, fgsm, pgd, run_attack, sample_logits
+from probfusion.robustness.budgets import NormKind, parse_budgets, project, random_start, steepest_ascent
+from probfusion.robustness.shifts import (
+    DROPOUT_RATES,
+    NOISE_LEVELS,
+    Imputation,
+    feature_dropout,
+    gaussian_noise,
+    marginal_missing_probabilities,
+    missing_modality,
+)
+
+__all__ = [
+    "DROPOUT_RATES",
+    "NOISE_LEVELS",
+    "AttackResult",
+    "Imputation",
+    "NormKind",
+    "attack_loss",
+    "feature_dropout",
+    "fgsm",
+    "gaussian_noise",
+    "marginal_missing_probabilities",
+    "missing_modality",
+    "parse_budgets",
+    "pgd",
+    "project",
+    "random_start",
+    "run_attack",
+    "sample_logits",
+    "steepest_ascent",
+]

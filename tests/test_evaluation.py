@@ -1,0 +1,142 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from probfusion.api import LoadedRun, fit, load_run
+from probfusion.config import DataConfig, EvaluationConfig, RunConfig, TrainConfig
+from probfusion.errors import ConfigError, RunExistsError
+from probfusion.evaluation import evaluate, latest_run
+from probfusion.inference.predictive import score_classifier
+
+REQUIRED = ("attack", "modality", "eps", "accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi")
+FAST = {"steps": 2, "eps": (0.1, 0.3), "samples": 4}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    config = RunConfig(train=TrainConfig(epochs=3), device="cpu")
+    return load_run(fit(config, root / "lmf").path)
+
+
+@pytest.fixture(scope="module")
+def speaker_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speaker")
+    config = RunConfig(data=DataConfig(split="speaker"), train=TrainConfig(epochs=1), device="cpu")
+    return load_run(fit(config, root / "lmf").path)
+
+
+class NoisyTemperature(nn.Module):
+    """A stochastic predictor for the tests: the run's logits times a random per-class temperature per draw."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+        self.modalities = base.modalities
+
+    def predictive_logits(self, views, num_samples=1, *, generator=None):
+        logits = self.base(views)
+        scale = 1.0 + 0.5 * torch.randn(num_samples, 1, logits.shape[-1], generator=generator)
+        return logits.unsqueeze(0) * scale
+
+
+def test_pgd_evaluation_writes_rows_checks_and_figures(run):
+    report = evaluate(run, EvaluationConfig(**FAST), name="pgd")
+    rows = json.loads((report.path / "rows.json").read_text())["rows"]
+    assert len(rows) == 1 + 3 * 2  # clean, then (image, audio, all) x two budgets
+    assert all(key in row for row in rows for key in REQUIRED)
+    assert rows[0]["attack"] == "none"
+    assert rows[0]["eps"] == 0.0
+    assert (report.path / "rows.csv").read_text().splitlines()[0].startswith("kind,attack,variant,modality,eps")
+    checks = json.loads((report.path / "checks.json").read_text())
+    assert {"monotone", "pgd_vs_fgsm", "stability", "zero_gradients", "robustness"} <= set(checks)
+    assert checks["monotone"]["passed"]
+    assert checks["pgd_vs_fgsm"]["passed"]
+    for figure in ("accuracy_vs_budget.png", "ece_vs_budget.png", "reliability.png", "entropy_hist.png"):
+        assert (report.path / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "accuracy" in report.table()
+    assert all(line.startswith(("PASS", "FAIL")) for line in report.check_lines())
+
+
+def test_clean_row_matches_the_independent_scorer(run):
+    report = evaluate(run, EvaluationConfig(attack="none"), name="clean")
+    expected = score_classifier(run.model, run.tensors(run.splits()[2]))
+    assert report.rows[0]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert report.rows[0]["nll"] == pytest.approx(expected["nll"], rel=1e-5)
+    assert report.rows[0]["brier"] == pytest.approx(expected["brier"], rel=1e-5)
+
+
+def test_never_overwrites_unless_asked_and_names_are_fresh(run):
+    config = EvaluationConfig(attack="fgsm", eps=(0.1,), modality="all", samples=2)
+    first = evaluate(run, config, name="keep")
+    with pytest.raises(RunExistsError, match="--overwrite"):
+        evaluate(run, config, name="keep")
+    again = evaluate(run, config, name="keep", overwrite=True)
+    assert again.path == first.path
+    auto = [evaluate(run, config).path.name for _ in range(2)]
+    assert auto == ["fgsm-linf", "fgsm-linf-2"]
+    assert not [p for p in (run.path / "evaluations").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_bad_modality_writes_nothing(tmp_path, run):
+    before = sorted(p.name for p in (run.path / "evaluations").iterdir()) if (run.path / "evaluations").exists() else []
+    with pytest.raises(ConfigError, match="no modality 'text'"):
+        evaluate(run, EvaluationConfig(modality="text"), name="bad")
+    after = sorted(p.name for p in (run.path / "evaluations").iterdir()) if (run.path / "evaluations").exists() else []
+    assert before == after
+
+
+def test_stochastic_model_gets_eot_checks_and_an_adaptive_attack(run):
+    noisy = LoadedRun(
+        path=run.path,
+        config=run.config,
+        model=NoisyTemperature(run.model),
+        standardizer=run.standardizer,
+        metrics=run.metrics,
+    )
+    config = EvaluationConfig(attack="eot-pgd", modality="all", attack_samples=4, mi_weight=1.0, **FAST)
+    report = evaluate(noisy, config, name="eot")
+    variants = {(r["variant"], r["eps"]) for r in report.rows[1:]}
+    assert variants == {("standard", 0.1), ("standard", 0.3), ("adaptive", 0.1), ("adaptive", 0.3)}
+    assert report.rows[0]["mi"] > 0  # the predictive really is stochastic
+    assert "eot_vs_pgd" in report.checks
+    assert "pgd_accuracy" in report.checks["eot_vs_pgd"]
+    assert report.checks["stochastic_model"] is True
+    assert (report.path / "figures" / "mi_hist.png").is_file()
+
+
+@pytest.mark.parametrize("shift", ["noise", "dropout"])
+def test_severity_shifts_give_one_row_per_modality_and_severity(run, shift):
+    report = evaluate(run, EvaluationConfig(shift=shift, severities=(1, 5), samples=2), name=shift)
+    assert [(r["modality"], r["eps"]) for r in report.rows[1:]] == [
+        (m, s) for m in ("image", "audio", "all") for s in (1.0, 5.0)
+    ]
+    # Mild random noise may lift an underfit model's accuracy by a few samples; the check reports it. Severity 5
+    # must hurt on every modality set.
+    assert isinstance(report.checks["monotone"]["passed"], bool)
+    assert all(r["accuracy"] < report.rows[0]["accuracy"] for r in report.rows[1:] if r["eps"] == 5.0)
+    assert set(report.checks["robustness"]["relative"]) == {"image standard", "audio standard", "all standard"}
+
+
+def test_missing_modality_rows_per_imputation(run):
+    report = evaluate(run, EvaluationConfig(shift="missing", samples=2), name="missing")
+    got = [(r["modality"], r["variant"]) for r in report.rows[1:]]
+    assert got == [(m, v) for m in ("image", "audio") for v in ("mean", "zero", "marginal")]
+    assert all(r["accuracy"] < report.rows[0]["accuracy"] for r in report.rows[1:])
+
+
+def test_speaker_shift_needs_a_speaker_split(run, speaker_run):
+    with pytest.raises(ConfigError, match="--split speaker"):
+        evaluate(run, EvaluationConfig(shift="speaker"), name="speaker")
+    report = evaluate(speaker_run, EvaluationConfig(shift="speaker", samples=2), name="speaker")
+    assert [r["variant"] for r in report.rows] == ["clean", "seen-speakers", "held-out nicolas"]
+    assert report.rows[-1]["accuracy"] == report.rows[0]["accuracy"]  # the test split is the held-out speaker
+    assert 0.0 <= report.rows[-1]["auroc_entropy"] <= 1.0
+
+
+def test_latest_run_picks_the_newest_complete_run(tmp_path, run):
+    assert latest_run(tmp_path) is None
+    assert latest_run(tmp_path / "absent") is None
+    assert latest_run(run.path.parent) == run.path
