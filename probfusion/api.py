@@ -29,7 +29,7 @@ from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.registry import load_dataset
 from probfusion.data.splits import split_dataset
 from probfusion.data.transforms import Standardizer
-from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
+from probfusion.errors import CheckpointError, ConfigError, ProbfusionError, RunExistsError
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
@@ -216,12 +216,19 @@ def fit(
         if not run.is_run:
             raise CheckpointError(f"No run to resume at {run.path}; drop --resume to start a new run.")
         _check_resumable(run, config)
-    run.prepare(overwrite=overwrite, resume=resume)
-
+    # Everything that can fail on bad data or options happens before the folder is touched.
     standardizer = Standardizer.fit(train_set.views)
     dims = train_set.dims
     num_classes = int(train_set.num_classes or 0)
     model = _build_model(config, dims, num_classes).to(device)
+    try:
+        run.prepare(overwrite=overwrite, resume=resume)
+    except OSError as error:
+        if isinstance(error, ProbfusionError):
+            raise
+        raise RunExistsError(
+            f"Cannot create the run folder {run.path} ({error.strerror}); choose another --out."
+        ) from None
     if not resume:
         atomic_write_json(
             run.file(run.CONFIG), {"config": config.to_dict(), "provenance": _provenance(dims, num_classes)}
@@ -231,6 +238,9 @@ def fit(
     handler = logging.FileHandler(run.file(run.LOG), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
+    previous_level = logger.level
+    # INFO must reach train.log even when the caller (a script, a notebook) never configured logging.
+    logger.setLevel(logging.INFO if logger.getEffectiveLevel() > logging.INFO else logger.level)
     try:
         logger.info("%s %s: %s", "resuming" if resume else "fitting", run.path, config.to_dict())
         tensors = {
@@ -283,6 +293,7 @@ def fit(
         atomic_write_json(run.file(run.METRICS_JSON), metrics)
         logger.info("test accuracy %.4f nll %.4f", metrics["test"]["accuracy"], metrics["test"]["nll"])
     finally:
+        logger.setLevel(previous_level)
         logger.removeHandler(handler)
         handler.close()
     return Run(path=run.path, config=config, metrics=metrics)

@@ -14,6 +14,7 @@ __all__ = [
     "InputDataWarning",
     "ProbfusionError",
     "RunExistsError",
+    "TrainingDivergedError",
     "UntrustedFileError",
 ]
 
@@ -36,6 +37,10 @@ class CheckpointError(ProbfusionError, ValueError):
 
 class RunExistsError(ProbfusionError, FileExistsError):
     """An output directory already holds a run and neither overwrite nor resume was asked for."""
+
+
+class TrainingDivergedError(ProbfusionError, RuntimeError):
+    """The training loss became NaN or infinite."""
 
 
 class UntrustedFileError(ProbfusionError, PermissionError):

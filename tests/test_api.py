@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from probfusion.api import fit, load_run
 from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
-from probfusion.errors import CheckpointError, InputDataError, RunExistsError
+from probfusion.errors import CheckpointError, ConfigError, InputDataError, RunExistsError, TrainingDivergedError
 from tests.helpers import write_interaction_npz
 
 
@@ -122,3 +123,29 @@ def test_default_model_learns_av_digits_well_above_chance(tmp_path):
     # Ten balanced classes: chance is 0.10. A short fit must reach 0.60 on held-out pairs.
     assert metrics["test"]["accuracy"] >= 0.60
     assert metrics["test"]["nll"] < torch.log(torch.tensor(10.0)).item()
+
+
+def test_a_bad_config_with_overwrite_keeps_the_old_run(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    run = fit(small_config(data), tmp_path / "run")
+    before = (run.path / "metrics.json").read_bytes()
+    too_big = RunConfig(
+        data=DataConfig(name=data), jwae=JWAEConfig(latent_dim=5000), fusion=FusionConfig(model="tfn"), device="cpu"
+    )
+    with pytest.raises(ConfigError):
+        fit(too_big, run.path, overwrite=True)
+    assert (run.path / "metrics.json").read_bytes() == before
+
+
+def test_a_diverging_loss_is_an_error_not_a_result(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    config = dataclasses.replace(small_config(data), train=TrainConfig(epochs=3, learning_rate=1e12))
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate"):
+        fit(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_train_log_records_epochs_when_called_from_python(tmp_path):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    run = fit(small_config(data, epochs=2), tmp_path / "run")
+    assert "epoch 1:" in (run.path / "train.log").read_text()

@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from probfusion.config import TrainConfig
+from probfusion.errors import TrainingDivergedError
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
@@ -133,6 +134,11 @@ def train_classifier(
                 cross_entropy = F.cross_entropy(logits, labels)
                 parts = model.jwae.loss(views, latents, generator=generator)
                 loss = cross_entropy + parts.total
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"The training loss became {float(loss.detach())} at epoch {epoch}, batch {batches + 1}; "
+                        "lower the learning rate (--lr) or the jWAE weights."
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -37,9 +38,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _strict_json(obj: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) by ``None``, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {key: _strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict_json(value) for value in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON (``indent=2, sort_keys=True``, trailing newline) atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    """Write ``obj`` as strict JSON (NaN and inf become ``null``; ``indent=2, sort_keys=True``) atomically."""
+    atomic_write_text(path, json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
