@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -12,12 +13,42 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from probfusion.api import fit as fit_run
 from probfusion.api import next_run_dir
 from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
-from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
+from probfusion.config import (
+    BayesConfig,
+    DataConfig,
+    FusionConfig,
+    GPMKLConfig,
+    JWAEConfig,
+    RunConfig,
+    TrainConfig,
+)
 from probfusion.errors import CheckpointError
-from probfusion.options import AlignmentKind, DeviceKind, FusionKind, PriorPenalty, RankPrior, SplitKind
+from probfusion.options import (
+    AlignmentKind,
+    DeviceKind,
+    FusionKind,
+    InferenceKind,
+    KernelFeatures,
+    MKLFormulation,
+    PriorPenalty,
+    RankPrior,
+    SplitKind,
+)
 from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
+_BAYES, _GP = BayesConfig(), GPMKLConfig()
+
+
+# A Bayesian rank prior prunes from a generous maximum; the deterministic default rank 4 would cap it.
+_DEFAULT_MAX_RANK = 16
+
+
+def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Context) -> int:
+    if max_rank is not None:
+        return max_rank
+    explicit = ctx.get_parameter_source("rank") is not click.core.ParameterSource.DEFAULT
+    return rank if explicit or rank_prior is RankPrior.NONE else _DEFAULT_MAX_RANK
 
 
 @click.command("fit")
@@ -67,6 +98,40 @@ _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), Trai
     default=_FUSION.rank_prior.value,
     show_default=True,
     help="Prior on the LMF rank factors; 'none' gives point estimates.",
+)
+@click.option(
+    "--max-rank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank) [default: 16]; sets --rank.",
+)
+@click.option(
+    "--posterior-samples",
+    type=click.IntRange(min=1),
+    default=_BAYES.posterior_samples,
+    show_default=True,
+    help="Monte Carlo samples of the posterior predictive (Bayesian rank priors).",
+)
+@click.option(
+    "--inference",
+    type=enum_choice(InferenceKind),
+    default=_BAYES.inference.value,
+    show_default=True,
+    help="Posterior approximation of the Bayesian head; nuts is for small problems only.",
+)
+@click.option(
+    "--gp-features",
+    type=enum_choice(KernelFeatures),
+    default=_GP.features.value,
+    show_default=True,
+    help="gp-mkl: kernels on the jWAE latents or on the standardised inputs.",
+)
+@click.option(
+    "--mkl-formulation",
+    type=enum_choice(MKLFormulation),
+    default=_GP.formulation.value,
+    show_default=True,
+    help="gp-mkl: the convex problem setting the kernel weights (alignment is cheaper for large n).",
 )
 @click.option(
     "--fused-dim",
@@ -158,8 +223,10 @@ _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), Trai
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out with its stored config.")
 @quiet_option
+@click.pass_context
 @handle_errors
 def fit(
+    ctx: click.Context,
     data_name: str,
     modalities: str | None,
     split: str,
@@ -168,6 +235,11 @@ def fit(
     model: str,
     rank: int,
     rank_prior: str,
+    max_rank: int | None,
+    posterior_samples: int,
+    inference: str,
+    gp_features: str,
+    mkl_formulation: str,
     fused_dim: int,
     latent_dim: int,
     prior_penalty: str,
@@ -216,7 +288,14 @@ def fit(
                 reconstruction_weight=reconstruction_weight,
             ),
             fusion=FusionConfig(
-                model=FusionKind(model), rank=rank, fused_dim=fused_dim, rank_prior=RankPrior(rank_prior)
+                model=FusionKind(model),
+                rank=_rank(rank, max_rank, RankPrior(rank_prior), ctx),
+                fused_dim=fused_dim,
+                rank_prior=RankPrior(rank_prior),
+            ),
+            bayes=dataclasses.replace(_BAYES, posterior_samples=posterior_samples, inference=InferenceKind(inference)),
+            gp=dataclasses.replace(
+                _GP, features=KernelFeatures(gp_features), formulation=MKLFormulation(mkl_formulation)
             ),
             train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=lr),
             seed=seed,

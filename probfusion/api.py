@@ -24,21 +24,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from probfusion.config import RunConfig
+from probfusion.baselines.gp import GPMKLClassifier, fit_gp_mkl
+from probfusion.config import FusionConfig, RunConfig
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.registry import load_dataset
 from probfusion.data.splits import split_dataset
 from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, ProbfusionError, RunExistsError
+from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
+from probfusion.inference.svi import fit_bayesian_head
 from probfusion.inference.training import TrainingState, train_classifier
-from probfusion.options import DeviceKind, FusionKind, RankPrior
+from probfusion.options import DeviceKind, FusionKind, KernelFeatures, RankPrior
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
+from probfusion.seeding import make_generator
 
 __all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "resolve_device"]
 
@@ -63,14 +67,15 @@ class LoadedRun:
     Attributes:
         path: The run directory.
         config: Its configuration.
-        model: The classifier with its best-validation weights, in eval mode.
+        model: The fitted predictor in eval mode (a ``MultimodalClassifier``, a ``BayesianFusionClassifier`` or a
+            ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
     """
 
     path: Path
     config: RunConfig
-    model: MultimodalClassifier
+    model: torch.nn.Module
     standardizer: Standardizer
     metrics: dict[str, Any]
 
@@ -148,11 +153,94 @@ def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
     }
 
 
+def _stage_one_fusion(config: RunConfig) -> FusionConfig:
+    """The deterministic fusion that trains the encoders; later stages (Bayesian head, GP) reuse its latents.
+
+    For ``gp-mkl`` it is LMF at the same rank, so the GP sees exactly the latents of the LMF run with the same
+    seed: the two are compared on the same latents, as the design asks.
+    """
+    if config.fusion.model is FusionKind.GP_MKL:
+        return dataclasses.replace(config.fusion, model=FusionKind.LMF, rank_prior=RankPrior.NONE)
+    return dataclasses.replace(config.fusion, rank_prior=RankPrior.NONE)
+
+
 def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> MultimodalClassifier:
     # Initialisation draws from the global RNG inside the modules; fork it so the caller's state is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return MultimodalClassifier(input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=config.fusion)
+        return MultimodalClassifier(
+            input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=_stage_one_fusion(config)
+        )
+
+
+def _build_final_model(config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int) -> torch.nn.Module:
+    """An empty model of the run's final kind, ready for ``load_state_dict``."""
+    if config.fusion.model is FusionKind.GP_MKL:
+        return GPMKLClassifier(
+            input_dims=dims, num_classes=num_classes, num_train=num_train, jwae=config.jwae, config=config.gp
+        )
+    if config.fusion.rank_prior is not RankPrior.NONE:
+        return BayesianFusionClassifier(
+            input_dims=dims,
+            num_classes=num_classes,
+            jwae=config.jwae,
+            fusion=config.fusion,
+            bayes=config.bayes,
+            rank_prior=config.fusion.rank_prior,
+        )
+    return _build_model(config, dims, num_classes)
+
+
+def _second_stage(
+    config: RunConfig, model: MultimodalClassifier, tensors: dict[str, TensorData], num_classes: int
+) -> tuple[torch.nn.Module, int, dict[str, Any]]:
+    """Fit the Bayesian head or the GP on the trained encoders; return (model, predictive samples, metrics)."""
+    if config.fusion.model is FusionKind.GP_MKL:
+        latent = config.gp.features is KernelFeatures.LATENT
+        gp = fit_gp_mkl(
+            tensors["train"],
+            encoder=model.jwae if latent else None,
+            config=config.gp,
+            seed=config.seed,
+            num_classes=num_classes,
+        )
+        extra = {
+            "kernel_weights": gp.kernel_weights,
+            "mkl_solver_status": gp.solver_status,
+            "mkl_solver_seconds": gp.solver_seconds,
+            "gp_fit_seconds": gp.fit_seconds,
+        }
+        return gp.model, config.gp.posterior_samples, extra
+    if config.fusion.rank_prior is not RankPrior.NONE:
+        bayes = fit_bayesian_head(
+            model,
+            tensors["train"],
+            tensors["val"],
+            fusion=config.fusion,
+            bayes=config.bayes,
+            rank_prior=config.fusion.rank_prior,
+            seed=config.seed,
+        )
+        summary = bayes.model.rank_summary(config.bayes.posterior_samples, make_generator(config.seed))
+        extra = {
+            key: summary[key]
+            for key in ("effective_rank", "effective_rank_interval", "components", "effective_rank_distribution")
+        }
+        extra.update(
+            max_rank=config.fusion.rank,
+            inference=config.bayes.inference.value,
+            elbo_final=bayes.elbo[-1] if bayes.elbo else None,
+            bayes_seconds=bayes.seconds,
+        )
+        return bayes.model, config.bayes.posterior_samples, extra
+    return model, 1, {}
+
+
+def _score(model: torch.nn.Module, data: TensorData, num_samples: int, seed: int) -> dict[str, float]:
+    # Stochastic predictives draw from the global RNG; a forked, seeded RNG makes the metrics reproducible.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return score_classifier(model, data, num_samples=num_samples)
 
 
 def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
@@ -166,17 +254,6 @@ def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
         )
     if run.is_complete:
         raise CheckpointError(f"{run.path} is already complete; nothing to resume.")
-
-
-def _check_available(config: RunConfig) -> None:
-    # Bayesian rank factors and the GP + MKL baseline have their options already; their fitting lands next.
-    if config.fusion.rank_prior is not RankPrior.NONE:
-        raise ConfigError(
-            f"Rank prior {config.fusion.rank_prior.value!r} (Bayesian rank factors) is not available in this "
-            "version; use rank prior 'none' (point-estimate LMF)."
-        )
-    if config.fusion.model is FusionKind.GP_MKL:
-        raise ConfigError("Model 'gp-mkl' is not available in this version; use lmf, tfn or concat.")
 
 
 def fit(
@@ -208,7 +285,6 @@ def fit(
     """
     if overwrite and resume:
         raise ConfigError("--overwrite and --resume exclude each other; pick one.")
-    _check_available(config)
     device = resolve_device(config.device)
     train_set, val_set, test_set = _load_splits(config)
     run = RunDirectory(Path(out))
@@ -263,10 +339,13 @@ def fit(
             on_epoch_end=checkpoint,
             progress=progress,
         )
-        metrics: dict[str, Any] = {name: score_classifier(model, data) for name, data in tensors.items()}
+        final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
+        metrics: dict[str, Any] = {
+            name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()
+        }
         metrics.update(
-            fusion_parameters=model.fusion_parameter_count(),
-            total_parameters=model.parameter_count(),
+            fusion_parameters=final.fusion_parameter_count(),
+            total_parameters=final.parameter_count(),
             best_epoch=result.best_epoch,
             epochs_run=len(result.history),
             stopped_early=result.stopped_early,
@@ -276,14 +355,13 @@ def fit(
             model=config.fusion.model.value,
             rank=config.fusion.rank,
             rank_prior=config.fusion.rank_prior.value,
+            posterior_samples=num_samples,
+            **extra,
         )
-        weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+        weights = {f"model.{k}": v for k, v in final.state_dict().items()}
         weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
-        write_tensors(
-            run.file(run.WEIGHTS),
-            weights,
-            {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes},
-        )
+        meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
+        write_tensors(run.file(run.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
         atomic_write_csv(run.file(run.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
         atomic_write_csv(
             run.file(run.METRICS_CSV),
@@ -327,7 +405,7 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(
             f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion."
         ) from None
-    model = _build_model(config, dims, num_classes)
+    model = _build_final_model(config, dims, num_classes, int(meta.get("num_train", 0) or 0))
     load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
     state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}
     try:

@@ -119,7 +119,8 @@ def test_bad_data_is_a_one_line_error_and_writes_nothing(runner, tmp_path, corru
         (["--model", "transformer"], 2, "'transformer' is not one of"),
         (["--rank", "0"], 2, "--rank"),
         (["--prior-penalty", "kl"], 2, "--prior-penalty"),
-        (["--rank-prior", "ard"], 2, "rank prior 'none'"),
+        (["--rank-prior", "ard", "--model", "tfn"], 2, "applies to model 'lmf' only"),
+        (["--inference", "hmc"], 2, "--inference"),
         (["--data", "av-digits", "--split", "speaker", "--held-out-speaker", "nobody"], 2, "nobody"),
         (["--split", "speaker"], 2, "no speaker metadata"),
         (["--modalities", "a,smell"], 1, "smell"),
@@ -172,3 +173,33 @@ def test_version(runner):
     result = runner.invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert "probfusion" in result.stdout
+
+
+def test_fit_rank_prior_ard_writes_the_effective_rank(runner, tmp_path):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    out = tmp_path / "ard"
+    result = runner.invoke(
+        cli,
+        [
+            "fit",
+            "--data",
+            str(data),
+            *FAST,
+            "--rank-prior",
+            "ard",
+            "--max-rank",
+            "4",
+            "--posterior-samples",
+            "8",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rank_prior"] == "ard"
+    assert metrics["rank"] == 4
+    assert 0 <= metrics["effective_rank"] <= 4
+    assert len(metrics["components"]) == 4
+    low, high = metrics["effective_rank_interval"]
+    assert low <= metrics["effective_rank"] <= high
