@@ -9,8 +9,7 @@ five severities gives MultiBench's relative robustness, and effective robustness
 (late fusion) reference. Checks, reported whichever way they come out: accuracy falls with budget; PGD is at
 least as strong as FGSM; EOT-PGD at least as strong as PGD on stochastic models.
 
-To add the Bayesian LMF when it lands, append ``ModelSpec("LMF (Bayesian ARD)", FusionConfig(model="lmf",
-rank_prior="ard"), attack="eot-pgd")`` to ``MODELS``.
+The Bayesian LMF (ARD, max rank 16, SVI) is attacked with EOT-PGD and also scored under plain PGD.
 
 Run: ``python studies/robustness_table.py`` (about 10 minutes on 2 cores); ``--smoke`` for a seconds-long check.
 Writes ``studies/results/robustness_table/{results.csv,summary.json,table.md}``.
@@ -26,7 +25,7 @@ from pathlib import Path
 from _common import markdown_table, mean_std, output_dir, parse_args, write_results
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
-from probfusion.config import EvaluationConfig
+from probfusion.config import BayesConfig, EvaluationConfig
 from probfusion.evaluation import evaluate
 from probfusion.metrics import effective_robustness, relative_robustness
 
@@ -43,6 +42,7 @@ class ModelSpec:
 
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("LMF r=4", FusionConfig(model="lmf", rank=4)),
+    ModelSpec("LMF ARD (max rank 16)", FusionConfig(model="lmf", rank=16, rank_prior="ard"), attack="eot-pgd"),
     ModelSpec("TFN", FusionConfig(model="tfn")),
     ModelSpec("concat (late fusion)", FusionConfig(model="concat"), reference=True),
 )
@@ -56,6 +56,7 @@ def run_model(spec: ModelSpec, seed: int, scratch: Path, smoke: bool) -> tuple[l
         data=DataConfig(name="av-digits"),
         fusion=spec.fusion,
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
+        bayes=BayesConfig(svi_steps=40, posterior_samples=8) if smoke else BayesConfig(),
         seed=seed,
         device="cpu",
     )
