@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probfusion.api import fit as fit_run
-from probfusion.api import next_run_dir
+from probfusion.api import next_run_dir, read_run_config
 from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from probfusion.config import (
     BayesConfig,
@@ -268,7 +268,7 @@ def fit(
         stored = RunDirectory(out)
         if not stored.is_run:
             raise CheckpointError(f"No run to resume at {out}; drop --resume to start a new run.")
-        config = RunConfig.from_dict(stored.read_json(stored.CONFIG)["config"])
+        config = read_run_config(out)
     else:
         config = RunConfig(
             data=DataConfig(

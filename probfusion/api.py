@@ -44,7 +44,7 @@ from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
 from probfusion.seeding import make_generator
 
-__all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "resolve_device"]
+__all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "read_run_config", "resolve_device"]
 
 logger = logging.getLogger("probfusion")
 
@@ -243,8 +243,22 @@ def _score(model: torch.nn.Module, data: TensorData, num_samples: int, seed: int
         return score_classifier(model, data, num_samples=num_samples)
 
 
+def read_run_config(path: Path | str) -> RunConfig:
+    """The :class:`RunConfig` stored in a run's ``config.json``.
+
+    Raises:
+        CheckpointError: If the file is missing, not JSON, or not a valid run config.
+    """
+    run = RunDirectory(Path(path))
+    stored = run.read_json(run.CONFIG)
+    try:
+        return RunConfig.from_dict(stored["config"])
+    except (KeyError, TypeError, ProbfusionError) as error:
+        raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}); re-run fit.") from None
+
+
 def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
-    stored = RunConfig.from_dict(run.read_json(run.CONFIG)["config"])
+    stored = read_run_config(run.path)
     if stored != config:
         a, b = stored.to_dict(), config.to_dict()
         changed = sorted(k for k in a if a[k] != b[k])
@@ -392,11 +406,7 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(
             f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
         )
-    stored = run.read_json(run.CONFIG)
-    try:
-        config = RunConfig.from_dict(stored["config"])
-    except (KeyError, TypeError, ProbfusionError) as error:
-        raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}).") from None
+    config = read_run_config(run.path)
     tensors, meta = read_tensors(run.file(run.WEIGHTS))
     try:
         dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
