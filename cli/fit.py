@@ -27,6 +27,7 @@ from probfusion.options import (
     AlignmentKind,
     DeviceKind,
     FusionKind,
+    HeadKind,
     InferenceKind,
     KernelFeatures,
     MKLFormulation,
@@ -132,6 +133,14 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     default=_GP.formulation.value,
     show_default=True,
     help="gp-mkl: the convex problem setting the kernel weights (alignment is cheaper for large n).",
+)
+@click.option(
+    "--head",
+    type=enum_choice(HeadKind),
+    default=_FUSION.head.value,
+    show_default=True,
+    help="Classifier head after fusion: mlp (ReLU, then linear) or linear; '--model concat --head linear' is "
+    "additive late fusion.",
 )
 @click.option(
     "--fused-dim",
@@ -240,6 +249,7 @@ def fit(
     inference: str,
     gp_features: str,
     mkl_formulation: str,
+    head: str,
     fused_dim: int,
     latent_dim: int,
     prior_penalty: str,
@@ -292,6 +302,7 @@ def fit(
                 rank=_rank(rank, max_rank, RankPrior(rank_prior), ctx),
                 fused_dim=fused_dim,
                 rank_prior=RankPrior(rank_prior),
+                head=HeadKind(head),
             ),
             bayes=dataclasses.replace(_BAYES, posterior_samples=posterior_samples, inference=InferenceKind(inference)),
             gp=dataclasses.replace(

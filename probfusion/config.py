@@ -20,6 +20,7 @@ from probfusion.options import (
     DeviceKind,
     FusionKind,
     GuideKind,
+    HeadKind,
     InferenceKind,
     KernelFeatures,
     KernelKind,
@@ -244,16 +245,21 @@ class FusionConfig(_JSONConfig):
         rank: LMF rank r (ignored by TFN and concatenation); the maximum rank under a Bayesian rank prior.
         fused_dim: Size h of the fused representation fed to the classifier head.
         rank_prior: Prior on the LMF rank factors: ``none`` (point estimates), ``gaussian`` or ``ard``.
+        head: The classifier head of the deterministic model: ``mlp`` (ReLU then linear) or ``linear``. With
+            ``concat`` fusion, ``linear`` makes the logits additive in the modalities (late fusion). Runs stored
+            before this field existed load with the default.
     """
 
     model: FusionKind = FusionKind.LMF
     rank: int = 4
     fused_dim: int = 32
     rank_prior: RankPrior = RankPrior.NONE
+    head: HeadKind = HeadKind.MLP
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
         object.__setattr__(self, "rank_prior", parse_option(self.rank_prior, RankPrior, name="rank prior"))
+        object.__setattr__(self, "head", parse_option(self.head, HeadKind, name="head"))
         _check_positive("FusionConfig", rank=self.rank, fused_dim=self.fused_dim)
         if self.rank_prior is not RankPrior.NONE and self.model is not FusionKind.LMF:
             raise ConfigError(

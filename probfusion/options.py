@@ -17,6 +17,7 @@ __all__ = [
     "DeviceKind",
     "FusionKind",
     "GuideKind",
+    "HeadKind",
     "InferenceKind",
     "KernelFeatures",
     "KernelKind",
@@ -41,6 +42,15 @@ class FusionKind(StrEnum):
     """Concatenation followed by a linear layer: additive (early) fusion, the simplest baseline."""
     GP_MKL = "gp-mkl"
     """Gaussian-process classifier on a fixed sum of per-modality kernels weighted by an MKL dual (additive)."""
+
+
+class HeadKind(StrEnum):
+    """The classifier head after the fusion layer."""
+
+    MLP = "mlp"
+    """ReLU, then a linear map to the class logits: a nonlinear head (with concatenation fusion, an MLP)."""
+    LINEAR = "linear"
+    """A linear map to the class logits: with concatenation fusion the logits are additive in the modalities."""
 
 
 class RankPrior(StrEnum):

@@ -10,8 +10,7 @@ from probfusion._shapes import Views
 from probfusion.config import FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
-from probfusion.fusion.factory import build_fusion
-from probfusion.fusion.heads import ClassifierHead
+from probfusion.fusion.factory import build_fusion, build_head
 
 __all__ = ["MultimodalClassifier"]
 
@@ -37,7 +36,8 @@ class MultimodalClassifier(nn.Module):
         input_dims: ``{m: d_m}`` in modality order.
         num_classes: Number of classes c.
         jwae: Encoder, decoder and jWAE loss settings.
-        fusion: Fusion layer settings; the head's input width is ``fusion.fused_dim``.
+        fusion: Fusion layer settings; the head (``fusion.head``: ``mlp`` or ``linear``) has input width
+            ``fusion.fused_dim``.
 
     Example:
         >>> import torch
@@ -56,8 +56,7 @@ class MultimodalClassifier(nn.Module):
         self.jwae = JointWAE(input_dims=input_dims, config=jwae)
         self.modalities: tuple[str, ...] = self.jwae.modalities
         self.fusion = build_fusion(fusion, [jwae.latent_dim] * len(self.modalities))
-        # FusionConfig has no dropout of its own; the head's post-fusion dropout is off.
-        self.head = ClassifierHead(fused_dim=fusion.fused_dim, num_classes=num_classes)
+        self.head = build_head(fusion, num_classes)
         self.num_classes = num_classes
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:

@@ -8,11 +8,12 @@ from torch import nn
 
 from probfusion.config import FusionConfig
 from probfusion.fusion.concat import ConcatFusion
+from probfusion.fusion.heads import ClassifierHead
 from probfusion.fusion.lmf import LowRankFusion
 from probfusion.fusion.tfn import TensorFusion
 from probfusion.options import FusionKind
 
-__all__ = ["build_fusion"]
+__all__ = ["build_fusion", "build_head"]
 
 
 def build_fusion(config: FusionConfig, input_dims: Sequence[int]) -> nn.Module:
@@ -35,3 +36,22 @@ def build_fusion(config: FusionConfig, input_dims: Sequence[int]) -> nn.Module:
     if config.model is FusionKind.TFN:
         return TensorFusion(input_dims=input_dims, output_dim=config.fused_dim)
     return ConcatFusion(input_dims=input_dims, output_dim=config.fused_dim)
+
+
+def build_head(config: FusionConfig, num_classes: int) -> ClassifierHead:
+    """Return the classifier head of ``config.head`` on the fused width ``config.fused_dim``.
+
+    Args:
+        config: The fusion configuration.
+        num_classes: Number of classes c.
+
+    Returns:
+        A module mapping a `(n, h)` fused tensor to `(n, c)` logits.
+
+    Example:
+        >>> from probfusion.config import FusionConfig
+        >>> build_head(FusionConfig(fused_dim=4, head="linear"), 3).kind.value
+        'linear'
+    """
+    # FusionConfig has no dropout of its own; the head's post-fusion dropout is off.
+    return ClassifierHead(fused_dim=config.fused_dim, num_classes=num_classes, kind=config.head)
