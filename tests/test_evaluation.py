@@ -9,6 +9,7 @@ from probfusion.config import DataConfig, EvaluationConfig, RunConfig, TrainConf
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.evaluation import evaluate, latest_run
 from probfusion.inference.predictive import score_classifier
+from probfusion.options import AttackKind
 
 REQUIRED = ("attack", "modality", "eps", "accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi")
 FAST = {"steps": 2, "eps": (0.1, 0.3), "samples": 4}
@@ -140,3 +141,42 @@ def test_latest_run_picks_the_newest_complete_run(tmp_path, run):
     assert latest_run(tmp_path) is None
     assert latest_run(tmp_path / "absent") is None
     assert latest_run(run.path.parent) == run.path
+
+
+def test_every_row_is_scored_under_the_same_posterior_draws(run, monkeypatch):
+    from probfusion import evaluation
+
+    noisy = NoisyTemperature(run.model)
+    views = dict(run.tensors(run.splits()[2]).views)
+    whole = evaluation._predict(noisy, views, 6, seed=3)
+    monkeypatch.setattr(evaluation, "_BATCH", 7)  # many chunks: each must restart the same draws
+    chunked = evaluation._predict(noisy, views, 6, seed=3)
+    assert torch.allclose(whole, chunked, atol=1e-6)  # equal up to float32 batch-size rounding
+    assert not torch.allclose(whole, evaluation._predict(noisy, views, 6, seed=4), rtol=1e-3)
+
+
+def test_strength_check_allows_chance_but_not_a_significant_gap(run):
+    from probfusion.evaluation import _at_least_as_strong
+
+    n = 400
+
+    class _Fixed:  # stands in for the evaluation: the weaker attack's per-row outcome is given
+        def __init__(self, weak):
+            self.weak = weak
+
+        def correct_under(self, *args, **kwargs):
+            return self.weak
+
+    grid = [("all", ("a",), 0.1)]
+    weak = torch.zeros(n, dtype=torch.bool)
+    weak[:200] = True
+    one_way = weak.clone()
+    one_way[200:206] = True  # 6 rows gained, none lost: +1.5 points, beyond 2 paired SE (1.2 points)
+    assert not _at_least_as_strong(_Fixed(weak), {("all", 0.1): one_way}, grid, AttackKind.FGSM, "PGD", 0.005)["passed"]
+    noisy = weak.clone()
+    noisy[200:220] = True  # 20 rows gained ...
+    noisy[:14] = False  # ... and 14 lost: +1.5 points, but 34 discordant rows make that chance
+    assert _at_least_as_strong(_Fixed(weak), {("all", 0.1): noisy}, grid, AttackKind.FGSM, "PGD", 0.005)["passed"]
+    tie = _at_least_as_strong(_Fixed(weak), {("all", 0.1): weak}, grid, AttackKind.FGSM, "PGD", 0.005)
+    assert tie["passed"]
+    assert "allowed 0.0050" in tie["detail"]

@@ -15,10 +15,12 @@ weight on the mutual information (the adaptive attack against uncertainty-based 
 PGD (Madry et al., 2018) starts from a uniform draw in the ball, takes ``steps`` steepest-ascent steps of size
 ``step_size * eps`` (default ``2.5 eps / steps``) with projection, runs ``restarts`` starts side by side (the
 batch is tiled, not looped), and returns per sample the strongest iterate seen, not the last one: one that the
-step's predictive misclassifies if there is any, else the one of highest loss. For a stochastic model every
+predictive misclassifies if there is any, else the one of highest loss. For a stochastic model every gradient
 step draws fresh posterior samples: plain PGD uses one draw per step, EOT-PGD (Athalye et al., 2018)
 ``attack_samples`` draws whose predictive NLL averages the gradient over the posterior, so a Bayesian model's
-robustness is not overstated by noisy (masked) gradients.
+robustness is not overstated by noisy (masked) gradients. The iterates themselves are compared under one fixed
+set of ``selection_samples`` draws, the same at every step (common random numbers): judged on each step's own
+fresh draws, a lucky draw would lock in a weak iterate as "misclassified".
 
 Cost: ``restarts * (steps + 1)`` forward and ``restarts * steps`` backward passes of the model on the batch,
 each with ``samples`` posterior draws.
@@ -107,8 +109,8 @@ class AttackResult:
 
     Attributes:
         views: ``{m: (n, d_m)}`` adversarial inputs (every modality; the unattacked ones unchanged), detached.
-        loss: A `(n,)` tensor: the attack loss at the returned inputs, as estimated during the search (with
-            that step's posterior draws).
+        loss: A `(n,)` tensor: the attack loss at the returned inputs, as estimated during the search (for a
+            stochastic model, under the search's fixed selection draws).
         zero_gradient_share: Share of exactly-zero entries of the first step's input gradient over the
             attacked features (a high share warns of masked gradients).
     """
@@ -208,6 +210,7 @@ def pgd(
     samples: int = 1,
     mi_weight: float = 0.0,
     random_init: bool = True,
+    selection_samples: int | None = None,
     generator: torch.Generator | None = None,
 ) -> AttackResult:
     """Projected gradient ascent with random starts, keeping each sample's strongest iterate.
@@ -229,6 +232,8 @@ def pgd(
         samples: Fresh posterior draws per step (1: PGD; more: EOT-PGD). Ignored by deterministic models.
         mi_weight: Weight of the mutual information subtracted from the loss (adaptive attack).
         random_init: Start from a uniform draw in the ball (else from the clean input).
+        selection_samples: Fixed posterior draws under which a stochastic model's iterates are compared (``None``:
+            ``max(samples, 16)``). Ignored by deterministic models.
         generator: Source of the random starts and posterior draws.
 
     Returns:
@@ -248,12 +253,24 @@ def pgd(
     else:
         delta = {m: torch.zeros_like(x) for m, x in attacked.items()}
     kwargs = {"samples": samples, "mi_weight": mi_weight, "generator": generator}
+    probe = {m: x[:1] for m, x in views.items()}
+    with torch.no_grad():
+        stochastic = sample_logits(model, probe, 2, generator=torch.Generator().manual_seed(0)).shape[0] > 1
+    select_seed = int(torch.randint(2**62, (1,), generator=generator)) if stochastic else 0
+    select_kwargs = {"samples": selection_samples or max(samples, 16), "mi_weight": mi_weight}
     best_loss = torch.full((restarts * n,), -math.inf, dtype=views[modalities[0]].dtype, device=labels.device)
     best_fooled = torch.zeros_like(tiled_labels, dtype=torch.bool)
     best = {m: d.clone() for m, d in delta.items()}
     zero_share = 0.0
     for step in range(steps + 1):
-        loss, fooled, grads = _loss_and_grad(model, tiled, delta, tiled_labels, need_grad=step < steps, **kwargs)  # type: ignore[arg-type]
+        if stochastic:  # judge the iterate on the fixed draws, step on fresh ones
+            fixed = torch.Generator().manual_seed(select_seed)
+            loss, fooled, _ = _loss_and_grad(
+                model, tiled, delta, tiled_labels, generator=fixed, need_grad=False, **select_kwargs
+            )  # type: ignore[arg-type]
+            grads = _loss_and_grad(model, tiled, delta, tiled_labels, **kwargs)[2] if step < steps else {}  # type: ignore[arg-type]
+        else:
+            loss, fooled, grads = _loss_and_grad(model, tiled, delta, tiled_labels, need_grad=step < steps, **kwargs)  # type: ignore[arg-type]
         # An iterate that fools the model beats one that does not; among equals, the higher loss wins.
         improved = (fooled & ~best_fooled) | ((fooled == best_fooled) & (loss > best_loss))
         best_loss = torch.where(improved, loss, best_loss)

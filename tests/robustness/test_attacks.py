@@ -123,6 +123,30 @@ def test_eot_pgd_beats_single_draw_pgd_on_a_stochastic_model():
     assert acc_eot <= acc_plain - 0.03, (acc_eot, acc_plain)
 
 
+def test_pgd_judges_iterates_on_fixed_draws_so_lucky_draws_do_not_stop_the_search():
+    # With one fresh draw per step, an iterate that a lucky draw misclassifies used to be kept as "fooled" and
+    # end the search for that row: single-draw PGD then left about 10 points more accuracy than FGSM here.
+    # Judged on fixed draws, it is on average over five data seeds at least as strong as FGSM (4000-draw score).
+    gaps = []
+    for seed in range(5):
+        views, _ = make_data(300, seed=seed)
+        model = GaussianWeightNet(scale=1.0, seed=2)
+        labels = (torch.cat([views["a"], views["b"]], 1) @ model.mean).argmax(-1)
+        kwargs = {"eps": 0.3, "modalities": ("a", "b")}
+        one_step = run_attack(
+            model, views, labels, kind="fgsm", generator=torch.Generator().manual_seed(seed), **kwargs
+        )
+        searched = run_attack(
+            model, views, labels, kind="pgd", steps=10, generator=torch.Generator().manual_seed(seed), **kwargs
+        )
+        score = torch.Generator().manual_seed(99)
+        gaps.append(
+            _accuracy(model, searched.views, labels, 4000, score)
+            - _accuracy(model, one_step.views, labels, 4000, score)
+        )
+    assert sum(gaps) / len(gaps) <= 0.0, gaps
+
+
 def test_adaptive_attack_lowers_mutual_information():
     views, _ = make_data(300, seed=1)
     model = GaussianWeightNet(scale=1.0, seed=2)
