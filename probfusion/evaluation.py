@@ -24,7 +24,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ from probfusion.robustness import (
     run_attack,
     sample_logits,
 )
-from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staging_dir
 from probfusion.runs.run_dir import RunDirectory
 
 if TYPE_CHECKING:
@@ -557,7 +556,7 @@ def _write(
     overwrite: bool,
 ) -> EvaluationReport:
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging = staging_dir(target)
     try:
         atomic_write_json(staging / "rows.json", {"rows": rows})
         atomic_write_csv(staging / "rows.csv", rows)

@@ -15,7 +15,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text", "staging_dir"]
+
+
+def _umask_mode(mode: int) -> int:
+    """``mode`` under the process umask: what ``open``/``mkdir`` would give (tempfile's 0600/0700 would not)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh hidden folder beside ``target``, with ordinary permissions, to fill and then ``os.replace``."""
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging.chmod(_umask_mode(0o777))
+    return staging
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -23,6 +38,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _umask_mode(0o666))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
