@@ -10,6 +10,7 @@ import click
 from probfusion.cli.datasets import datasets
 from probfusion.cli.evaluate import evaluate
 from probfusion.cli.fit import fit
+from probfusion.cli.report import report
 from probfusion.errors import InputDataWarning
 
 
@@ -37,3 +38,4 @@ def cli(verbose: int) -> None:
 cli.add_command(fit)
 cli.add_command(datasets)
 cli.add_command(evaluate)
+cli.add_command(report)

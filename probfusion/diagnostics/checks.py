@@ -1,0 +1,256 @@
+r"""Is the posterior trustworthy? R-hat and ESS (NUTS), PSIS Pareto-k (SVI), PSIS-LOO and LOO model comparison.
+
+Each check returns numbers and a plain-language ``conclusion``:
+
+* :func:`convergence_summary`: ``az.summary`` on label-invariant quantities only (sorted precisions, sorted
+  variance shares, the effective rank and the class biases). Raw factors are not summarised: their labels
+  swap between chains (component permutation, sign flips), which makes R-hat of raw sites meaningless. NUTS
+  passes when every R-hat <= 1.01 and every bulk and tail ESS >= 100 per chain (Vehtari et al. 2021).
+* :func:`variational_pareto_k`: for SVI, the Pareto shape k of the importance ratios
+  :math:`\log p(\theta, y) - \log q(\theta)` over draws of the guide (Yao et al. 2018, "Yes, but did it work?").
+  k below :math:`\min(1 - 1/\log_{10} S, 0.7)` means q is close enough to the posterior that importance
+  sampling corrects it; above 0.7 the guide misses posterior mass and its uncertainty is not to be trusted
+  as posterior uncertainty. Computed on the training split the head was fitted on, full-data scale.
+* :func:`loo_check`: ``az.loo`` (PSIS-LOO) on the training split, with the share of observations whose
+  Pareto k is too high for the LOO estimate of that point to be reliable. On SVI draws LOO treats q as the
+  posterior (the brief asks for it; the variational k above says how far that holds).
+* :func:`compare_runs`: ``az.compare`` on PSIS-LOO of several Bayesian runs fitted on the same training rows.
+
+Caveat for LOO here: the encoders were trained on the same training rows (frozen afterwards), so LOO scores
+the head given latents that already saw y_j; it ranks heads on shared latents fairly, and is optimistic
+across runs whose encoders differ.
+
+References: A. Vehtari, A. Gelman, D. Simpson, B. Carpenter, P.-C. Bürkner, "Rank-normalization, folding, and
+localization: an improved R-hat", Bayesian Analysis 2021; Y. Yao, A. Vehtari, D. Simpson, A. Gelman, "Yes, but
+did it work?: Evaluating variational inference", ICML 2018; A. Vehtari et al., "Pareto smoothed importance
+sampling", JMLR 2024.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from probfusion.api import LoadedRun
+from probfusion.diagnostics._arviz import az
+from probfusion.diagnostics.posterior import (
+    bayesian_model,
+    draw_posterior,
+    pointwise_log_likelihood,
+    posterior,
+    resolve_run,
+    split_latents,
+)
+from probfusion.errors import ConfigError
+from probfusion.options import InferenceKind
+
+__all__ = ["INVARIANT_VARIABLES", "compare_runs", "convergence_summary", "loo_check", "variational_pareto_k"]
+
+INVARIANT_VARIABLES = ("sorted_precision", "sorted_variance_share", "effective_rank", "bias")
+"""Posterior quantities that do not depend on the arbitrary labelling of the rank components."""
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+
+
+def pareto_k_threshold(num_draws: int) -> float:
+    """The sample-size dependent k threshold of Vehtari et al. (2024): ``min(1 - 1 / log10(S), 0.7)``."""
+    return min(1.0 - 1.0 / math.log10(num_draws), 0.7) if num_draws > 10 else 0.0
+
+
+def _quiet(call: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+    """Run an ArviZ call, returning its result and the messages of the warnings it raised (kept for the report)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(*args, **kwargs)
+    return result, sorted({str(w.message).strip().splitlines()[0] for w in caught})
+
+
+def convergence_summary(idata: az.InferenceData) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``az.summary`` of the label-invariant quantities, and whether the chains converged.
+
+    Args:
+        idata: From :func:`~probfusion.diagnostics.posterior.posterior`.
+
+    Returns:
+        The summary table (mean, sd, 94% HDI; with more than one chain also MCSE, bulk and tail ESS, R-hat)
+        and ``{"chains", "draws", "max_r_hat", "min_ess_bulk", "min_ess_tail", "passed", "conclusion"}``
+        (``passed`` is ``None`` for one chain: independent SVI draws have no chains to compare).
+    """
+    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    kind = "all" if chains > 1 else "stats"
+    table, _ = _quiet(az.summary, idata, var_names=list(INVARIANT_VARIABLES), kind=kind)
+    out: dict[str, Any] = {"chains": int(chains), "draws": int(draws)}
+    if chains == 1:
+        out.update(
+            passed=None,
+            conclusion=(
+                f"{draws} independent draws of the variational posterior (one chain): R-hat and ESS do not apply; "
+                "see the Pareto-k check for how well the guide matches the posterior."
+            ),
+        )
+        return table, out
+    # Constant quantities (a pruned share of exactly 0, an effective rank that never moves) have no R-hat.
+    varying = table[table["sd"] > 0]
+    r_hat = float(varying["r_hat"].max()) if len(varying) else float("nan")
+    bulk = float(varying["ess_bulk"].min()) if len(varying) else float("nan")
+    tail = float(varying["ess_tail"].min()) if len(varying) else float("nan")
+    need = ESS_PER_CHAIN_MIN * chains
+    passed = bool(r_hat <= RHAT_MAX and bulk >= need and tail >= need)
+    verdict = "converged" if passed else "NOT converged: run longer chains (--num-draws, --num-warmup) before use"
+    out.update(
+        max_r_hat=r_hat,
+        min_ess_bulk=bulk,
+        min_ess_tail=tail,
+        passed=passed,
+        conclusion=f"NUTS, {chains} chains x {draws} draws: max R-hat {r_hat:.3f} (want <= {RHAT_MAX}), "
+        f"min bulk ESS {bulk:.0f} and tail ESS {tail:.0f} (want >= {need}): {verdict}.",
+    )
+    return table, out
+
+
+def _log_joint(run: LoadedRun, draws: dict[str, Tensor], latents: list[Tensor], labels: Tensor) -> Tensor:
+    """``log p(theta, y)`` per draw: the head's priors plus the full-data likelihood, a `(s,)` tensor."""
+    head = bayesian_model(run).head
+    precision = draws["precision"]
+    total = head.theta_prior(precision).log_prob(draws["theta"]) + head.bias_prior().log_prob(draws["bias"])
+    for k in range(len(latents)):
+        total = total + head.factor_prior(k, precision).log_prob(draws[f"factor_{k}"])
+    if head.is_ard:
+        total = total + head.precision_prior().log_prob(precision)
+    return total + pointwise_log_likelihood(latents, labels, draws).sum(-1)
+
+
+def _log_guide(run: LoadedRun, draws: dict[str, Tensor]) -> Tensor:
+    """``log q(theta)`` per draw, a `(s,)` tensor: q of u = (log lambda, rest) minus log|d theta / d u|."""
+    guide = bayesian_model(run).guide
+    if guide is None:
+        raise ConfigError(f"{run.path} was sampled with NUTS; it has no variational guide.")
+    s = draws["bias"].shape[0]
+    flat = torch.cat([(draws[n].log() if n == "precision" else draws[n]).reshape(s, -1) for n in guide.shapes], dim=-1)
+    log_q = guide.distribution().log_prob(flat)
+    if "precision" in guide.shapes:
+        log_q = log_q - draws["precision"].log().sum(-1)
+    return log_q
+
+
+def variational_pareto_k(run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """PSIS diagnostic of an SVI run's guide (Yao et al. 2018).
+
+    Args:
+        run: A loaded SVI run or its directory.
+        num_draws: Guide draws (default 400).
+        seed: Seed of the draws.
+
+    Returns:
+        ``{"k", "threshold", "num_draws", "ess", "passed", "conclusion"}``; ``ess`` is the PSIS effective sample
+        size of the smoothed importance weights.
+
+    Raises:
+        ConfigError: For a run without a posterior or a NUTS run (whose draws need no importance correction).
+    """
+    run = resolve_run(run)
+    model = bayesian_model(run)
+    if model.inference is not InferenceKind.SVI:
+        raise ConfigError(f"{run.path} was sampled with NUTS; the variational Pareto-k applies to SVI runs only.")
+    draws = draw_posterior(run, num_draws=num_draws, seed=seed).flat()
+    latents, labels = split_latents(run, "train")
+    with torch.no_grad():
+        log_ratio = (_log_joint(run, draws, latents, labels) - _log_guide(run, draws)).double().numpy()
+    smoothed, k = az.psislw(log_ratio - log_ratio.max())
+    k = float(k)
+    weights = np.exp(smoothed)
+    ess = float(1.0 / np.sum(weights**2))
+    s = len(log_ratio)
+    threshold = pareto_k_threshold(s)
+    if k <= threshold:
+        verdict = "the guide is close to the posterior; its uncertainty can be used as posterior uncertainty"
+    elif k <= 0.7:
+        verdict = "the guide is usable but rough; importance-reweighted estimates are more reliable than raw ones"
+    else:
+        verdict = (
+            "the guide misses posterior mass: its means can still predict well, but its spread is NOT the "
+            "posterior's (compare with a NUTS run, `--inference nuts`, before trusting its uncertainty)"
+        )
+    return {
+        "k": k,
+        "threshold": threshold,
+        "num_draws": s,
+        "ess": ess,
+        "passed": bool(k <= threshold),
+        "conclusion": f"variational Pareto k = {k:.2f} over {s} draws (good below {threshold:.2f}, "
+        f"unreliable above 0.7): {verdict}.",
+    }
+
+
+def loo_check(idata: az.InferenceData) -> dict[str, Any]:
+    """PSIS-LOO of a posterior with a ``log_likelihood`` group.
+
+    Args:
+        idata: From :func:`~probfusion.diagnostics.posterior.posterior` (with ``log_likelihood_split`` set).
+
+    Returns:
+        ``{"elpd_loo", "se", "p_loo", "n", "threshold", "share_k_high", "max_k", "warnings", "conclusion"}``.
+    """
+    result, messages = _quiet(az.loo, idata, pointwise=True)
+    k = np.asarray(result.pareto_k)
+    draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    threshold = pareto_k_threshold(draws)
+    high = float(np.mean(k > threshold))
+    if high == 0.0:
+        verdict = "every observation's LOO estimate is reliable"
+    elif high <= 0.01:
+        verdict = "a few observations are influential; the total is usable"
+    else:
+        verdict = "too many influential observations: the LOO estimate is unreliable (consider K-fold CV)"
+    return {
+        "elpd_loo": float(result.elpd_loo),
+        "se": float(result.se),
+        "p_loo": float(result.p_loo),
+        "n": int(k.size),
+        "threshold": threshold,
+        "share_k_high": high,
+        "max_k": float(k.max()),
+        "warnings": messages,
+        "conclusion": f"PSIS-LOO elpd {float(result.elpd_loo):.1f} (SE {float(result.se):.1f}, p_loo "
+        f"{float(result.p_loo):.1f}); {100 * high:.1f}% of {k.size} observations have Pareto k above "
+        f"{threshold:.2f}: {verdict}.",
+    }
+
+
+def compare_runs(
+    runs: Mapping[str, LoadedRun | Path | str], *, num_draws: int | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Rank Bayesian runs by PSIS-LOO (``az.compare``, stacking weights).
+
+    Args:
+        runs: ``{name: run}``; every run must have the same training rows (same data, split and seed).
+        num_draws: SVI draws per run.
+        seed: Seed of the SVI draws.
+
+    Returns:
+        ``az.compare``'s table: rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning.
+
+    Raises:
+        ConfigError: For fewer than two runs, a run without a posterior, or runs on different training rows.
+    """
+    if len(runs) < 2:
+        raise ConfigError(f"Comparing models needs at least two runs; got {len(runs)}.")
+    datasets = {name: posterior(run, num_draws=num_draws, seed=seed) for name, run in runs.items()}
+    first_name, first = next(iter(datasets.items()))
+    for name, idata in datasets.items():
+        if not np.array_equal(idata.observed_data["y"].values, first.observed_data["y"].values):
+            raise ConfigError(
+                f"Runs {first_name!r} and {name!r} were fitted on different training rows; LOO compares models "
+                "on the same data only (same dataset, split and seed)."
+            )
+    table, _ = _quiet(az.compare, datasets, ic="loo")
+    return table

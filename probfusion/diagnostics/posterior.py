@@ -1,0 +1,269 @@
+r"""A run's posterior: draws of the Bayesian LMF head, as tensors or as ArviZ ``InferenceData``.
+
+Where the posterior lives: an SVI run stores the guide's variational parameters (``model.guide``), so draws are
+made fresh, independently, by reparameterisation (reported as one chain); a NUTS run stores its draws
+(``draws_<site>`` buffers, ``num_chains * num_draws`` rows, chain-major), so they are returned as they were
+sampled, ``(chain, draw)``, and R-hat and ESS apply. Both are vectorised over draws (no loop over samples).
+
+``posterior(run)`` holds, besides the raw sites (whose component labels are arbitrary: permuting components
+or flipping two of a component's factor signs leaves the likelihood unchanged), the label-invariant
+quantities that diagnostics should use: precisions and variance shares sorted by share per draw, the
+effective rank, and the per-(component, modality) attributions of :mod:`probfusion.diagnostics.attribution`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from probfusion.api import LoadedRun, load_run
+from probfusion.diagnostics._arviz import az
+from probfusion.diagnostics.attribution import attribution_from_draws, component_contributions
+from probfusion.diagnostics.inference_data import build_inference_data
+from probfusion.errors import ConfigError
+from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
+from probfusion.fusion.rank import summarise_rank
+from probfusion.options import InferenceKind
+
+__all__ = [
+    "PosteriorDraws",
+    "bayesian_model",
+    "draw_posterior",
+    "effective_rank_posterior",
+    "pointwise_log_likelihood",
+    "posterior",
+    "resolve_run",
+    "split_latents",
+]
+
+DEFAULT_DRAWS = 400
+"""Draws taken from an SVI guide when none are asked for (enough for PSIS's tail fit and stable quantiles)."""
+
+
+def resolve_run(run: LoadedRun | Path | str) -> LoadedRun:
+    """The run itself, or the run loaded from a path (see :func:`probfusion.api.load_run` for the errors)."""
+    return run if isinstance(run, LoadedRun) else load_run(run)
+
+
+def bayesian_model(run: LoadedRun) -> BayesianFusionClassifier:
+    """The run's Bayesian classifier.
+
+    Raises:
+        ConfigError: If the run is deterministic or GP + MKL (it has no posterior over rank factors).
+    """
+    if not isinstance(run.model, BayesianFusionClassifier):
+        fusion = run.config.fusion
+        raise ConfigError(
+            f"{run.path} has no posterior over rank factors (model {fusion.model.value!r}, rank prior "
+            f"{fusion.rank_prior.value!r}); fit with `probfusion fit --rank-prior ard` (or gaussian) for this."
+        )
+    return run.model
+
+
+@dataclass(frozen=True)
+class PosteriorDraws:
+    """Draws of the head, `(chain, draw, *shape)` per site.
+
+    Attributes:
+        sites: ``precision`` `(chain, draw, r)`, ``factor_k`` `(chain, draw, r, d + 1)`, ``theta``
+            `(chain, draw, c, r)` and ``bias`` `(chain, draw, c)`.
+        modalities: Modality names, in the order of ``factor_k``.
+        inference: ``svi`` (independent draws of the guide, one chain) or ``nuts``.
+    """
+
+    sites: dict[str, Tensor]
+    modalities: tuple[str, ...]
+    inference: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(chains, draws per chain)``."""
+        return tuple(self.sites["bias"].shape[:2])  # type: ignore[return-value]
+
+    def flat(self) -> dict[str, Tensor]:
+        """The draws with chains concatenated: ``{site: (chain * draw, *shape)}``."""
+        return {k: v.reshape(-1, *v.shape[2:]) for k, v in self.sites.items()}
+
+
+def draw_posterior(run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0) -> PosteriorDraws:
+    """Draws of a Bayesian run's head.
+
+    Args:
+        run: A loaded run or its directory.
+        num_draws: SVI: how many independent draws (default :data:`DEFAULT_DRAWS`). NUTS: ignored; every
+            stored draw is returned, in its chain.
+        seed: Seed of the SVI draws.
+
+    Returns:
+        The draws.
+
+    Raises:
+        ConfigError: For a run without a posterior, or ``num_draws < 1``.
+    """
+    run = resolve_run(run)
+    model = bayesian_model(run)
+    with torch.no_grad():
+        if model.inference is InferenceKind.NUTS:
+            bayes = run.config.bayes
+            stored = {name: getattr(model, f"draws_{name}") for name in model.head.site_shapes()}
+            if "precision" not in stored:
+                stored["precision"] = model.head.fixed_precision().expand(stored["bias"].shape[0], -1)
+            sites = {k: v.reshape(bayes.num_chains, bayes.num_draws, *v.shape[1:]).clone() for k, v in stored.items()}
+        else:
+            count = DEFAULT_DRAWS if num_draws is None else num_draws
+            flat = model.posterior_draws(count, torch.Generator().manual_seed(seed))
+            sites = {k: v.unsqueeze(0).detach().clone() for k, v in flat.items()}
+    return PosteriorDraws(sites=sites, modalities=tuple(model.modalities), inference=model.inference.value)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_latents(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor]:
+    """Encoded latents M x `(n, d)` and labels `(n,)` of the run's ``train``, ``val`` or ``test`` split.
+
+    Raises:
+        ConfigError: For another split name.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"Split must be one of {list(SPLITS)}; got {split!r}.")
+    data = run.tensors(run.splits()[SPLITS.index(split)])
+    with torch.no_grad():
+        encoded = run.model.jwae.encode(data.views)  # type: ignore[attr-defined]
+    return [encoded[m] for m in run.model.modalities], data.labels  # type: ignore[attr-defined]
+
+
+def pointwise_log_likelihood(latents: list[Tensor], labels: Tensor, draws: dict[str, Tensor]) -> Tensor:
+    """``log p(y_j | z_j, theta^(k))`` for every draw k and row j: a `(s, n)` tensor (vectorised over draws)."""
+    _, logits = component_contributions(latents, draws)
+    return logits.log_softmax(-1).gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+
+
+def _label_invariant(model: BayesianFusionClassifier, draws: dict[str, Tensor], modalities: tuple[str, ...]) -> dict:
+    """Sorted precisions and shares, effective rank and attributions per draw (flat `(s, ...)`)."""
+    reference = list(model.reference_latents)
+    attribution = attribution_from_draws(reference, draws, modalities)
+    shares = attribution.component_share
+    order = shares.argsort(dim=-1, descending=True)
+    active = (shares > model.bayes.activity_threshold).sum(-1)
+    return {
+        "sorted_precision": draws["precision"].double().gather(-1, order),
+        "sorted_variance_share": shares.gather(-1, order),
+        "effective_rank": active,
+        "variance_share": shares,
+        "modality_share": attribution.modality_share,
+    }
+
+
+def posterior(
+    run: LoadedRun | Path | str,
+    *,
+    num_draws: int | None = None,
+    seed: int = 0,
+    log_likelihood_split: str | None = "train",
+) -> az.InferenceData:
+    """The run's posterior as ArviZ ``InferenceData``.
+
+    Groups: ``posterior`` with the sites ``precision`` (component), ``factor`` (modality, component,
+    latent_coord), ``theta`` (output, component), ``bias`` (output) and the label-invariant
+    ``sorted_precision`` and ``sorted_variance_share`` (rank_order), ``effective_rank`` (scalar),
+    ``variance_share`` (component), ``modality_share`` (component, modality); ``log_likelihood`` and
+    ``observed_data`` (``y``, dim ``obs``) on ``log_likelihood_split`` (the training split by default: the data
+    the posterior is conditioned on, as LOO needs), unless it is ``None``.
+
+    Args:
+        run: A loaded Bayesian run or its directory.
+        num_draws: SVI draws (NUTS returns its stored draws).
+        seed: Seed of the SVI draws.
+        log_likelihood_split: ``train``, ``val``, ``test`` or ``None``.
+
+    Returns:
+        The ``InferenceData``; ``posterior.attrs`` hold the inference route, run path, threshold and modalities.
+    """
+    run = resolve_run(run)
+    model = bayesian_model(run)
+    drawn = draw_posterior(run, num_draws=num_draws, seed=seed)
+    chains, per_chain = drawn.shape
+    flat = drawn.flat()
+    with torch.no_grad():
+        derived = _label_invariant(model, flat, drawn.modalities)
+    factor = torch.stack([drawn.sites[f"factor_{k}"] for k in range(len(drawn.modalities))], dim=2)
+    values = {
+        "precision": drawn.sites["precision"],
+        "factor": factor,
+        "theta": drawn.sites["theta"],
+        "bias": drawn.sites["bias"],
+        **{k: v.reshape(chains, per_chain, *v.shape[1:]) for k, v in derived.items()},
+    }
+    rank, classes = model.head.rank, model.num_classes
+    coords = {
+        "component": list(range(rank)),
+        "rank_order": list(range(rank)),
+        "modality": list(drawn.modalities),
+        "output": list(range(classes)),
+        "latent_coord": list(range(factor.shape[-1])),
+    }
+    dims = {
+        "precision": ["component"],
+        "factor": ["modality", "component", "latent_coord"],
+        "theta": ["output", "component"],
+        "bias": ["output"],
+        "sorted_precision": ["rank_order"],
+        "sorted_variance_share": ["rank_order"],
+        "variance_share": ["component"],
+        "modality_share": ["component", "modality"],
+        "y": ["obs"],
+    }
+    log_lik = observed = None
+    if log_likelihood_split is not None:
+        latents, labels = split_latents(run, log_likelihood_split)
+        with torch.no_grad():
+            pointwise = pointwise_log_likelihood(latents, labels, flat)
+        log_lik = {"y": pointwise.reshape(chains, per_chain, -1).double().numpy()}
+        observed = {"y": labels.cpu().numpy()}
+    attrs = {
+        "inference": drawn.inference,
+        "run": str(run.path),
+        "activity_threshold": model.bayes.activity_threshold,
+        "log_likelihood_split": str(log_likelihood_split),
+    }
+    return build_inference_data(
+        {k: v.detach().cpu().numpy() for k, v in values.items()},
+        dims=dims,
+        coords=coords,
+        log_likelihood=log_lik,
+        observed_data=observed,
+        attrs=attrs,
+    )
+
+
+def effective_rank_posterior(
+    run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0, interval: float = 0.9
+) -> dict:
+    """The effective rank's posterior: distribution over 0..r, median, equal-tailed interval, per-component data.
+
+    Read on the reference training latents stored with the model, with the run's activity threshold (see
+    :func:`probfusion.fusion.rank.summarise_rank` for the keys).
+
+    Args:
+        run: A loaded Bayesian run or its directory.
+        num_draws: SVI draws (NUTS uses its stored draws).
+        seed: Seed of the SVI draws.
+        interval: Probability mass of the interval.
+
+    Returns:
+        The summary dict, plus ``num_draws``.
+    """
+    run = resolve_run(run)
+    model = bayesian_model(run)
+    drawn = draw_posterior(run, num_draws=num_draws, seed=seed).flat()
+    with torch.no_grad():
+        derived = _label_invariant(model, drawn, tuple(model.modalities))
+    summary = summarise_rank(
+        derived["variance_share"], drawn["precision"], threshold=model.bayes.activity_threshold, interval=interval
+    )
+    summary["num_draws"] = int(drawn["bias"].shape[0])
+    return summary

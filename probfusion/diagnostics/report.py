@@ -1,0 +1,200 @@
+"""Assemble a run's diagnostics and write them to ``RUN/report/`` in one piece.
+
+Layout::
+
+    <run>/report/
+      report.md          everything below in words and tables, with each check's conclusion
+      checks.json        effective rank posterior, convergence, variational Pareto-k (SVI), PSIS-LOO
+      summary.csv        az.summary of the label-invariant quantities (Bayesian runs)
+      components.csv     one row per (component, modality): output share, modality share (90% interval)
+      ablation.csv       one row per component: what removing it does on the test split
+      evaluations.csv    every evaluation under <run>/evaluations, one row per scored setting (if any)
+      compare.csv        az.compare against the runs given to compare with (if any)
+      figures/           trace.png and forest.png (Bayesian runs), attributions.png
+
+Everything is computed before the folder is touched; it is written to a staging folder and renamed into
+place, so a failure leaves no partial report, and an existing report is replaced only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from probfusion.api import LoadedRun
+from probfusion.diagnostics.checks import compare_runs, convergence_summary, loo_check, variational_pareto_k
+from probfusion.diagnostics.components import component_ablation, component_attributions
+from probfusion.diagnostics.evaluations import evaluation_table
+from probfusion.diagnostics.plots import attribution_map, forest_plot, trace_plot
+from probfusion.diagnostics.posterior import bayesian_model, effective_rank_posterior, posterior, resolve_run
+from probfusion.errors import RunExistsError
+from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+__all__ = ["Report", "write_report"]
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """A written report.
+
+    Attributes:
+        path: ``<run>/report``.
+        text: The content of ``report.md``.
+        checks: The content of ``checks.json``.
+        figures: The PNG files written.
+    """
+
+    path: Path
+    text: str
+    checks: dict[str, Any]
+    figures: tuple[Path, ...] = field(default=())
+
+
+def _markdown(frame: pd.DataFrame, *, index: bool = False, digits: int = 3) -> str:
+    """A GitHub markdown table (without the optional ``tabulate`` dependency of ``DataFrame.to_markdown``)."""
+    frame = frame.reset_index() if index else frame
+
+    def fmt(value: Any) -> str:
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    frame = frame.rename(columns={"index": ""})
+    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _component_table(components: pd.DataFrame, ablation: pd.DataFrame) -> pd.DataFrame:
+    wide = components.pivot(index="component", columns="modality", values="modality_share")
+    wide.columns = [f"{m} share" for m in wide.columns]
+    table = components.groupby("component")["component_share"].first().to_frame("output share").join(wide)
+    table = table.join(ablation.set_index("component")[["accuracy_drop", "flip_rate", "total_variation"]])
+    return table.sort_values("output share", ascending=False).reset_index()
+
+
+def write_report(
+    run: LoadedRun | Path | str,
+    *,
+    num_draws: int | None = None,
+    seed: int = 0,
+    compare: Mapping[str, LoadedRun | Path | str] | None = None,
+    overwrite: bool = False,
+) -> Report:
+    """Compute a run's diagnostics and write ``<run>/report/``.
+
+    Args:
+        run: A loaded LMF run (Bayesian or deterministic) or its directory.
+        num_draws: Posterior draws of an SVI run (NUTS: its stored draws).
+        seed: Seed of the SVI draws.
+        compare: Other Bayesian runs on the same training rows to rank by PSIS-LOO with this one (by name).
+        overwrite: Replace an existing report.
+
+    Returns:
+        The report.
+
+    Raises:
+        ConfigError: For a run without rank components, or ``compare`` given for a deterministic run.
+        RunExistsError: If a report exists and ``overwrite`` is false.
+    """
+    run = resolve_run(run)
+    target = run.path / "report"
+    if target.exists() and not overwrite:
+        raise RunExistsError(f"{target} already holds a report; pass --overwrite to replace it.")
+    others = {name: resolve_run(other) for name, other in (compare or {}).items()}
+    for other in [run, *others.values()] if others else []:
+        bayesian_model(other)  # fail on a run without a posterior before any work
+    attribution = component_attributions(run, num_draws=num_draws, seed=seed)
+    components = pd.DataFrame(attribution.rows())
+    ablation = pd.DataFrame(component_ablation(run, split="test", num_draws=num_draws, seed=seed).rows())
+    evaluations = evaluation_table(run)
+    fusion = run.config.fusion
+    title = f"# Report: {run.path.name}\n\n{fusion.model.value}, max rank {fusion.rank}, rank prior "
+    lines = [
+        title + f"{fusion.rank_prior.value}, data {run.config.data.name}, test accuracy "
+        f"{run.metrics['test']['accuracy']:.4f}.\n"
+    ]
+    checks: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    figures = {"attributions.png": attribution_map(attribution)}
+    if isinstance(run.model, BayesianFusionClassifier):
+        idata = posterior(run, num_draws=num_draws, seed=seed)
+        rank = effective_rank_posterior(run, num_draws=num_draws, seed=seed)
+        summary, convergence = convergence_summary(idata)
+        checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
+        if convergence["chains"] == 1:
+            checks["variational_pareto_k"] = variational_pareto_k(run, num_draws=num_draws, seed=seed)
+        files["summary.csv"] = summary.to_csv()
+        figures.update({"trace.png": trace_plot(idata), "forest.png": forest_plot(idata)})
+        lo, hi = rank["effective_rank_interval"]
+        lines.append(
+            f"## Effective rank\n\n{rank['effective_rank']} (90% interval [{lo}, {hi}]) of {fusion.rank}, over "
+            f"{rank['num_draws']} {idata.posterior.attrs['inference']} draws.\n"
+        )
+        lines.append("## Checks\n")
+        lines += [f"- {checks[k]['conclusion']}" for k in ("convergence", "variational_pareto_k", "loo") if k in checks]
+        lines.append("\n## Posterior summary (label-invariant quantities)\n\n" + _markdown(summary, index=True))
+        if others:
+            table = compare_runs({run.path.name: run, **others}, num_draws=num_draws, seed=seed)
+            files["compare.csv"] = table.to_csv()
+            lines.append("## LOO comparison\n\n" + _markdown(table.drop(columns=["scale"]), index=True))
+    else:
+        checks["posterior"] = "deterministic run: one point estimate, no posterior diagnostics"
+        lines.append("Deterministic run: attributions below are of the point estimate (one draw).\n")
+    lines.append(
+        "## Components\n\nShare of the output variance, each modality's Shapley share of the component's "
+        "variance, and what removing the component does on the test split.\n\n"
+        + _markdown(_component_table(components, ablation))
+    )
+    if len(evaluations):
+        files["evaluations.csv"] = evaluations.to_csv(index=False)
+        cols = [
+            c
+            for c in (
+                "evaluation",
+                "attack",
+                "variant",
+                "modality",
+                "eps",
+                "accuracy",
+                "nll",
+                "ece",
+                "auroc_entropy",
+                "auroc_mi",
+            )
+            if c in evaluations.columns
+        ]
+        lines.append("## Evaluations\n\n" + _markdown(evaluations[cols]))
+    files["components.csv"] = components.to_csv(index=False)
+    files["ablation.csv"] = ablation.to_csv(index=False)
+    text = "\n".join(lines)
+    _write(target, text, checks, files, figures)
+    return Report(path=target, text=text, checks=checks, figures=tuple(target / "figures" / f for f in figures))
+
+
+def _write(target: Path, text: str, checks: dict, files: dict[str, str], figures: dict[str, bytes]) -> None:
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        atomic_write_text(staging / "report.md", text)
+        atomic_write_json(staging / "checks.json", checks)
+        for name, content in files.items():
+            atomic_write_text(staging / name, content)
+        (staging / "figures").mkdir()
+        for name, png in figures.items():
+            atomic_write_bytes(staging / "figures" / name, png)
+        trash = None
+        if target.exists():
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+        os.replace(staging, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

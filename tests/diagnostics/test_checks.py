@@ -1,0 +1,81 @@
+"""R-hat/ESS summary, the variational Pareto-k (its densities against Pyro's), PSIS-LOO and LOO comparison."""
+
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+
+from probfusion.api import load_run
+from probfusion.diagnostics import compare_runs, convergence_summary, loo_check, posterior, variational_pareto_k
+from probfusion.diagnostics.checks import _log_guide, _log_joint, pareto_k_threshold
+from probfusion.diagnostics.posterior import split_latents
+from probfusion.errors import ConfigError
+
+
+def test_log_joint_equals_pyros_trace_of_the_model(runs):
+    run = load_run(runs["svi"])
+    latents, labels = split_latents(run, "train")
+    with torch.no_grad():
+        draws = run.model.posterior_draws(3, torch.Generator().manual_seed(0))
+        ours = _log_joint(run, draws, latents, labels)
+        for k in range(3):
+            sites = {name: value[k] for name, value in draws.items()}
+            trace = poutine.trace(poutine.condition(run.model.head, data=sites)).get_trace(latents, labels)
+            assert float(ours[k]) == pytest.approx(float(trace.log_prob_sum()), rel=1e-5)
+
+
+def test_log_guide_is_the_lognormal_normal_density_of_the_draws(runs):
+    run = load_run(runs["svi"])
+    guide = run.model.guide
+    with torch.no_grad():
+        draws = run.model.posterior_draws(4, torch.Generator().manual_seed(1))
+    means = guide.means()
+    scales = {k: v[0] for k, v in guide.unpack(guide.scale().unsqueeze(0), constrain=False).items()}
+    expected = torch.zeros(4)
+    for name, value in draws.items():
+        loc, scale = means[name], scales[name]
+        d = pyro.distributions
+        family = d.LogNormal(loc.log(), scale) if name == "precision" else d.Normal(loc, scale)
+        expected = expected + family.log_prob(value).reshape(4, -1).sum(-1)
+    with torch.no_grad():
+        assert torch.allclose(_log_guide(run, draws), expected, rtol=1e-5)
+
+
+def test_variational_pareto_k_spells_out_its_conclusion(runs, nuts_run):
+    out = variational_pareto_k(runs["svi"], num_draws=100)
+    assert out["num_draws"] == 100
+    assert out["threshold"] == pytest.approx(pareto_k_threshold(100))
+    assert out["passed"] == (out["k"] <= out["threshold"])
+    assert "variational Pareto k" in out["conclusion"]
+    assert 1.0 <= out["ess"] <= 100.0
+    with pytest.raises(ConfigError, match="NUTS"):
+        variational_pareto_k(nuts_run)
+
+
+def test_convergence_summary_reports_rhat_and_ess_for_chains_only(runs, nuts_run):
+    table, out = convergence_summary(posterior(nuts_run))
+    assert {"r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
+    assert any(i.startswith("sorted_precision") for i in table.index)
+    assert not any(i.startswith("factor") for i in table.index)  # raw sites are label-dependent
+    assert out["chains"] == 2
+    assert isinstance(out["passed"], bool)
+    assert "R-hat" in out["conclusion"]
+    table, out = convergence_summary(posterior(runs["svi"], num_draws=30))
+    assert "r_hat" not in table.columns
+    assert out["passed"] is None
+
+
+def test_loo_and_comparison(runs):
+    idata = posterior(runs["svi"], num_draws=60)
+    out = loo_check(idata)
+    assert out["elpd_loo"] < 0
+    assert out["n"] == idata.observed_data["y"].size
+    assert 0.0 <= out["share_k_high"] <= 1.0
+    assert "PSIS-LOO" in out["conclusion"]
+    with pytest.raises(ConfigError, match="at least two runs"):
+        compare_runs({"one": runs["svi"]})
+    with pytest.raises(ConfigError, match="different training rows"):
+        compare_runs({"a": runs["svi"], "b": runs["svi-seed1"]}, num_draws=30)
+    table = compare_runs({"a": runs["svi"], "b": load_run(runs["svi"])}, num_draws=30, seed=0)
+    assert set(table.index) == {"a", "b"}
+    assert table["weight"].sum() == pytest.approx(1.0)
