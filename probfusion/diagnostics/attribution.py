@@ -72,6 +72,9 @@ __all__ = [
 ]
 
 
+_MAX_NUMBERS = 2**24
+
+
 def _coalitions(num_modalities: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Membership ``(2^M, M)`` of every coalition (bit m of k) and the ``(2^M, M)`` Shapley weight matrix A.
 
@@ -230,7 +233,11 @@ def attribution_from_draws(
         The attribution (`(s, r)` component shares, `(s, r, M)` modality shares).
     """
     factors = [draws[f"factor_{k}"] for k in range(len(latents))]
-    phi = modality_shapley(projections_from_draws(latents, factors))  # (s, r, M)
+    projections = projections_from_draws(latents, factors)  # (s, r, n, M)
+    # Draws go in batches so the (batch, r, n, 2^M) coalition products stay near 2^24 numbers (M = 6: 64 coalitions).
+    per_draw = projections[0].numel() // projections.shape[-1] * 2 ** projections.shape[-1]
+    batch = max(1, _MAX_NUMBERS // per_draw)
+    phi = torch.cat([modality_shapley(part) for part in projections.split(batch)])  # (s, r, M)
     component = variance_shares(component_activations(latents, draws), draws["theta"]).double()
     return Attribution(tuple(modalities), component, _normalise(phi, phi.sum(-1)))
 

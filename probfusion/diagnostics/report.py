@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from probfusion.diagnostics.plots import attribution_map, forest_plot, trace_plo
 from probfusion.diagnostics.posterior import bayesian_model, effective_rank_posterior, posterior, resolve_run
 from probfusion.errors import RunExistsError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
-from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, staging_dir
 
 __all__ = ["Report", "write_report"]
 
@@ -179,7 +178,7 @@ def write_report(
 
 
 def _write(target: Path, text: str, checks: dict, files: dict[str, str], figures: dict[str, bytes]) -> None:
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging = staging_dir(target)
     try:
         atomic_write_text(staging / "report.md", text)
         atomic_write_json(staging / "checks.json", checks)

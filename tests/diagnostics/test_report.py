@@ -33,6 +33,7 @@ def test_bayesian_report_writes_every_file(runs, tmp_path):
         write_report(run, num_draws=40)
     assert write_report(run, num_draws=40, overwrite=True).path == report.path
     assert not [p for p in run.iterdir() if p.name.startswith(".report")]  # no staging folders left
+    assert (report.path.stat().st_mode & 0o777) == (run.stat().st_mode & 0o777)  # ordinary permissions
 
 
 def test_deterministic_report_and_failures_leave_nothing(runs, tmp_path):
