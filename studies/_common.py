@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from probfusion.runs import atomic_write_csv, atomic_write_json, atomic_write_text
+from probfusion.runs import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -51,3 +51,35 @@ def write_results(out: Path, rows: Sequence[Mapping[str, Any]], summary: Mapping
     atomic_write_csv(out / "results.csv", rows)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "table.md", table)
+
+
+def paired_difference(treated: Sequence[float], control: Sequence[float]) -> dict[str, float]:
+    """Mean of the paired differences ``treated - control``, its standard error and the mean +- 2 SE interval.
+
+    Args:
+        treated: One value per pairing unit (a seed), in the same order as ``control``.
+        control: One value per pairing unit.
+
+    Returns:
+        ``{"mean", "se", "low", "high", "n"}``; ``se`` is the sample standard deviation over sqrt(n) (0 for n = 1).
+    """
+    if len(treated) != len(control) or not treated:
+        raise ValueError(f"paired_difference needs equal, non-empty lists; got {len(treated)} and {len(control)}.")
+    diffs = [a - b for a, b in zip(treated, control, strict=True)]
+    mean, std = mean_std(diffs)
+    se = std / len(diffs) ** 0.5
+    return {"mean": mean, "se": se, "low": mean - 2 * se, "high": mean + 2 * se, "n": len(diffs)}
+
+
+def write_figure(out: Path, name: str, figure: Any) -> Path:
+    """Render a ``matplotlib.figure.Figure`` (Agg canvas, no pyplot) to ``out/name`` as PNG, atomically."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    path = out / name
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
