@@ -301,17 +301,24 @@ def ablation_from_draws(latents: Sequence[Tensor], draws: dict[str, Tensor], lab
         labels: `(n,)` class labels, or ``None``.
 
     Returns:
-        The ablation; memory O(s n r c).
+        The ablation. Draws go in batches that keep the `(batch, n, r, c)` removed logits near 2^24 numbers.
     """
+    s, n = draws["bias"].shape[0], latents[0].shape[0]
+    rank, classes = draws["theta"].shape[-1], draws["theta"].shape[-2]
+    batch = max(1, _MAX_NUMBERS // (n * rank * classes))
+    shares, probs, ablated_probs = [], 0.0, 0.0
     with torch.no_grad():
-        contributions, logits = component_contributions(latents, draws)
-        ablated = logits.unsqueeze(-2) - contributions  # (s, n, r, c): logits without component i
-        change = contributions - contributions.mean(-1, keepdim=True)  # class-centred
-        variance = change.double().var(dim=1, unbiased=False).sum(-1)  # (s, r)
-        share = _normalise(variance, variance.sum(-1)).mean(0)
-        probs = logits.softmax(-1).mean(0).double()
-        ablated_probs = ablated.softmax(-1).mean(0).double()
-    return Ablation(share, *_prediction_changes(probs, ablated_probs, labels))
+        for start in range(0, s, batch):  # batches of draws (memory), each vectorised over its draws
+            part = {k: v[start : start + batch] for k, v in draws.items()}
+            contributions, logits = component_contributions(latents, part)
+            ablated = logits.unsqueeze(-2) - contributions  # (b, n, r, c): logits without component i
+            change = contributions - contributions.mean(-1, keepdim=True)  # class-centred
+            variance = change.double().var(dim=1, unbiased=False).sum(-1)  # (b, r)
+            shares.append(_normalise(variance, variance.sum(-1)))
+            probs = probs + logits.softmax(-1).double().sum(0)
+            ablated_probs = ablated_probs + ablated.softmax(-1).double().sum(0)
+    share = torch.cat(shares).mean(0)
+    return Ablation(share, *_prediction_changes(probs / s, ablated_probs / s, labels))
 
 
 def ablation_from_lmf(

@@ -21,10 +21,11 @@ from torch import Tensor
 
 from probfusion.api import LoadedRun, load_run
 from probfusion.diagnostics._arviz import az
-from probfusion.diagnostics.attribution import attribution_from_draws, component_contributions
+from probfusion.diagnostics.attribution import attribution_from_draws
 from probfusion.diagnostics.inference_data import build_inference_data
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
+from probfusion.fusion.bayesian_lmf import head_logits
 from probfusion.fusion.rank import summarise_rank
 from probfusion.options import InferenceKind
 
@@ -138,7 +139,7 @@ def split_latents(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor]:
 
 def pointwise_log_likelihood(latents: list[Tensor], labels: Tensor, draws: dict[str, Tensor]) -> Tensor:
     """``log p(y_j | z_j, theta^(k))`` for every draw k and row j: a `(s, n)` tensor (vectorised over draws)."""
-    _, logits = component_contributions(latents, draws)
+    logits = head_logits(latents, draws)  # (s, n, c), no per-component intermediate
     return logits.log_softmax(-1).gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
 
 

@@ -141,3 +141,18 @@ def test_deterministic_lmf_attribution_and_removal_match_a_zeroed_factor():
             assert float(ablation.total_variation[i]) == pytest.approx(float(tv), abs=1e-6)
             drop = (probs.argmax(-1) == labels).double().mean() - (other.argmax(-1) == labels).double().mean()
             assert float(ablation.accuracy_drop[i]) == pytest.approx(float(drop), abs=1e-9)
+
+
+def test_batching_over_draws_does_not_change_the_answers(monkeypatch):
+    import probfusion.diagnostics.attribution as module
+
+    latents, draws = _draws(s=7, seed=3)
+    labels = torch.randint(3, (40,), generator=torch.Generator().manual_seed(0))
+    whole_ablation = ablation_from_draws(latents, draws, labels)
+    whole_attribution = attribution_from_draws(latents, draws, ["a", "b", "c"])
+    monkeypatch.setattr(module, "_MAX_NUMBERS", 1000)  # forces batches of a draw or two
+    batched_ablation = ablation_from_draws(latents, draws, labels)
+    batched_attribution = attribution_from_draws(latents, draws, ["a", "b", "c"])
+    for name in ("logit_variance_share", "total_variation", "flip_rate", "accuracy_drop"):
+        assert torch.allclose(getattr(whole_ablation, name), getattr(batched_ablation, name), atol=1e-12)
+    assert torch.allclose(whole_attribution.modality_share, batched_attribution.modality_share, atol=1e-12)
