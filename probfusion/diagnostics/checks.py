@@ -105,7 +105,7 @@ def convergence_summary(idata: az.InferenceData) -> tuple[pd.DataFrame, dict[str
     tail = float(varying["ess_tail"].min()) if len(varying) else float("nan")
     need = ESS_PER_CHAIN_MIN * chains
     passed = bool(r_hat <= RHAT_MAX and bulk >= need and tail >= need)
-    verdict = "converged" if passed else "NOT converged: run longer chains (--num-draws, --num-warmup) before use"
+    verdict = "converged" if passed else "NOT converged: sample longer chains (BayesConfig.num_draws) first"
     out.update(
         max_r_hat=r_hat,
         min_ess_bulk=bulk,
