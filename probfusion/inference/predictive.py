@@ -29,11 +29,18 @@ def predict_probabilities(
 
 
 def score_classifier(model: Predictor, data: TensorData, *, num_samples: int = 1) -> dict[str, float]:
-    """Accuracy, NLL and Brier score of the posterior-mean predictive probabilities on ``data``."""
-    probs = predict_probabilities(model, data, num_samples=num_samples).mean(dim=0)
+    """Accuracy, NLL and Brier score of the posterior-mean predictive probabilities on ``data``.
+
+    ``n`` is the number of rows scored; ``num_samples`` is the same number under its historical name (it is not
+    the number of posterior draws, which is ``posterior_draws``).
+    """
+    draws = predict_probabilities(model, data, num_samples=num_samples)
+    probs = draws.mean(dim=0)
     return {
         "accuracy": accuracy(probs, data.labels),
         "nll": negative_log_likelihood(probs, data.labels),
         "brier": brier_score(probs, data.labels),
         "num_samples": len(data),
+        "n": len(data),
+        "posterior_draws": draws.shape[0],
     }
