@@ -157,7 +157,8 @@ class DataConfig(_JSONConfig):
     Attributes:
         name: A registered dataset name (``probfusion datasets``) or a path to a ``.npz`` or MultiBench pickle.
         modalities: The modalities to use, in order; ``None`` uses all of them.
-        split: How to split into train, validation and test.
+        split: How to split into train, validation and test (``auto``: the data's own split if it ships one, else
+            random).
         held_out_speaker: For ``split="speaker"``: the test speaker; ``None`` takes the dataset's default.
         val_fraction: Share of the non-test samples used for validation (early stopping).
         test_fraction: Share of all samples used for testing (random split only).
@@ -168,7 +169,7 @@ class DataConfig(_JSONConfig):
 
     name: str = "av-digits"
     modalities: tuple[str, ...] | None = None
-    split: SplitKind = SplitKind.RANDOM
+    split: SplitKind = SplitKind.AUTO
     held_out_speaker: str | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.2

@@ -160,6 +160,8 @@ class AlignmentKind(StrEnum):
 class SplitKind(StrEnum):
     """How a dataset is divided into train, validation and test sets."""
 
+    AUTO = "auto"
+    """The split shipped with the data if it has one (``predefined``), else ``random``."""
     RANDOM = "random"
     """Stratified random split; exact duplicates stay on one side."""
     SPEAKER = "speaker"

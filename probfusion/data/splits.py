@@ -60,10 +60,13 @@ def split_indices(dataset: MultimodalDataset, config: DataConfig, seed: int) -> 
     labels = dataset.labels
     groups = dataset.groups if dataset.groups is not None else np.arange(n)
     everything = np.arange(n)
-    if config.split is SplitKind.RANDOM:
+    kind = config.split
+    if kind is SplitKind.AUTO:  # a shipped split (MultiBench, user npz) is the one results are compared on
+        kind = SplitKind.PREDEFINED if dataset.split is not None else SplitKind.RANDOM
+    if kind is SplitKind.RANDOM:
         rest, test = _stratified_group_split(everything, labels, groups, config.test_fraction, seed)
         train, val = _stratified_group_split(rest, labels, groups, config.val_fraction, seed + 1)
-    elif config.split is SplitKind.SPEAKER:
+    elif kind is SplitKind.SPEAKER:
         if dataset.speakers is None:
             raise ConfigError(
                 f"Dataset {dataset.name!r} has no speaker metadata; use split 'random' (speaker splits need "
@@ -83,7 +86,7 @@ def split_indices(dataset: MultimodalDataset, config: DataConfig, seed: int) -> 
         train, val, test = (np.flatnonzero(dataset.split == k) for k in (0, 1, 2))
     for part, idx in (("train", train), ("validation", val), ("test", test)):
         if idx.size == 0:
-            raise InputDataError(f"The {part} part of dataset {dataset.name!r} is empty under split {config.split}.")
+            raise InputDataError(f"The {part} part of dataset {dataset.name!r} is empty under split {kind}.")
     return DataSplits(train=train, val=val, test=test)
 
 

@@ -36,6 +36,12 @@ def test_round_trip_with_predefined_split_groups_and_speakers(tmp_path):
     assert parts.train.tolist() == list(range(20))
     assert parts.val.tolist() == list(range(20, 40))
     assert parts.test.tolist() == list(range(40, 60))
+    auto = split_indices(data, DataConfig(name=str(path)), seed=0)  # the default split honours the shipped one
+    assert auto.test.tolist() == parts.test.tolist()
+    np.savez(path, **arrays)  # no shipped split: auto falls back to a random split
+    random = split_indices(load_npz(path), DataConfig(name=str(path)), seed=0)
+    assert sorted(random.train.tolist() + random.val.tolist() + random.test.tolist()) == list(range(60))
+    assert random.test.tolist() != list(range(40, 60))
 
 
 def test_registry_loads_npz_and_reorders_modalities(tmp_path):
