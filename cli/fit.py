@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,6 +40,7 @@ from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
 _BAYES, _GP = BayesConfig(), GPMKLConfig()
+_RESUME_OPTIONS = frozenset({"out", "resume", "quiet"})  # the only options --resume takes
 
 
 # A Bayesian rank prior prunes from a generous maximum; the deterministic default rank 4 would cap it.
@@ -278,6 +280,16 @@ def fit(
         stored = RunDirectory(out)
         if not stored.is_run:
             raise CheckpointError(f"No run to resume at {out}; drop --resume to start a new run.")
+        ignored = [
+            f"--{name.replace('_', '-')}"
+            for name in ctx.params
+            if name not in _RESUME_OPTIONS
+            and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        ]
+        if ignored:  # the stored config wins; a silently ignored option would mislabel the resumed run
+            raise click.UsageError(
+                f"--resume continues the run with its stored config; drop {', '.join(ignored)} or start a new run."
+            )
         config = read_run_config(out)
     else:
         config = RunConfig(

@@ -159,6 +159,15 @@ def test_resume_needs_out_and_a_run(runner, tmp_path):
     assert_clean_error(result, 1, "No run to resume")
 
 
+def test_resume_refuses_options_it_would_ignore(runner, tmp_path):
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["fit", "--out", str(out), *FAST]).exit_code == 0
+    before = (out / "config.json").read_text()
+    result = runner.invoke(cli, ["fit", "--resume", "--out", str(out), "--rank", "3", "--lr", "0.1", "-q"])
+    assert_clean_error(result, 2, "drop --rank, --lr")
+    assert (out / "config.json").read_text() == before
+
+
 def test_datasets_lists_the_bundled_data(runner):
     result = runner.invoke(cli, ["datasets", "--json"])
     assert result.exit_code == 0, result.output
