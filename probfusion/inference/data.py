@@ -38,14 +38,21 @@ class TensorData:
         return int(self.labels.shape[0])
 
     def batches(
-        self, batch_size: int, *, generator: torch.Generator | None = None
+        self, batch_size: int, *, generator: torch.Generator | None = None, min_size: int = 1
     ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-        """Yield ``({m: (b, d_m)}, (b,))`` minibatches; shuffled when a ``generator`` is given."""
+        """Yield ``({m: (b, d_m)}, (b,))`` minibatches; shuffled when a ``generator`` is given.
+
+        A final remainder smaller than ``min_size`` joins the batch before it (batch statistics such as the
+        unbiased MMD need at least two rows), so no batch is smaller than ``min(min_size, n)``.
+        """
         n = len(self)
         if generator is None:
             order = torch.arange(n, device=self.labels.device)
         else:
             order = torch.randperm(n, generator=generator).to(self.labels.device)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
+        starts = list(range(0, n, batch_size))
+        if len(starts) > 1 and n - starts[-1] < min_size:
+            starts.pop()
+        for start, stop in zip(starts, [*starts[1:], n], strict=True):
+            index = order[start:stop]
             yield {m: x[index] for m, x in self.views.items()}, self.labels[index]

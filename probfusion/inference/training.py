@@ -129,7 +129,7 @@ def train_classifier(
         # fork_rng keeps the caller's global RNG untouched while dropout draws from the epoch's seed.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(_epoch_seed(seed, epoch))
-            for views, labels in train.batches(config.batch_size, generator=generator):
+            for views, labels in train.batches(config.batch_size, generator=generator, min_size=2):
                 logits, latents = model.forward_with_latents(views)
                 cross_entropy = F.cross_entropy(logits, labels)
                 parts = model.jwae.loss(views, latents, generator=generator)
