@@ -27,6 +27,7 @@ Run: ``python studies/h4_component_alignment.py`` (about 10 minutes on 2 cores);
 
 from __future__ import annotations
 
+import io
 import statistics
 import sys
 import tempfile
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,6 +55,7 @@ from probfusion.runs import atomic_write_bytes
 
 MAX_RANK = 16
 DOMINANT, SECOND = 0.9, 0.3
+SINGLE = 0.75  # a real component is single-modality when one modality drives at least this share
 
 
 def alignment(learnt: np.ndarray, planted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,10 +169,10 @@ def real_run(seed: int, *, smoke: bool, bayes: BayesConfig, scratch: Path) -> li
 
 
 def figure(synthetic: list[dict], real: list[dict], modalities: tuple[str, ...]) -> bytes:
-    """Left: matched |corr| per planted rank and M against chance; right: av-digits components' image share."""
-    fig = Figure(figsize=(11, 4))
+    """(a) matched |corr| per setting vs random factors; (b) per planted component vs its share; (c) av-digits."""
+    fig = Figure(figsize=(16, 4.2))
     FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2)
+    left, middle, right = fig.subplots(1, 3)
     keys = sorted({(r["modalities"], r["planted_rank"]) for r in synthetic})
     for x, key in enumerate(keys):
         group = [r for r in synthetic if (r["modalities"], r["planted_rank"]) == key]
@@ -182,19 +185,31 @@ def figure(synthetic: list[dict], real: list[dict], modalities: tuple[str, ...])
     left.set_ylabel("mean matched |corr| (visible planted components)")
     left.set_ylim(0, 1.02)
     left.legend(loc="lower left", fontsize=8)
-    left.set_title("synthetic: learnt vs planted components")
+    left.set_title("(a) synthetic: learnt vs planted components")
+    for m, marker in ((2, "o"), (3, "^")):
+        shares = [float(v) for r in synthetic if r["modalities"] == m for v in r["planted_shares"].split()]
+        corr = [float(v) for r in synthetic if r["modalities"] == m for v in r["matched_corr_by_planted"].split()]
+        middle.scatter(shares, corr, marker=marker, alpha=0.7, label=f"M={m}")
+    middle.set_xscale("log")
+    middle.xaxis.set_minor_formatter(NullFormatter())
+    middle.set_xlabel("planted component's share of the planted signal")
+    middle.set_ylabel("|corr| of its matched learnt component (0: none)")
+    middle.set_ylim(-0.03, 1.03)
+    middle.legend(fontsize=8)
+    middle.set_title("(b) each planted component")
     if real:
         first = modalities[0]
         for seed in sorted({r["seed"] for r in real}):
             group = [r for r in real if r["seed"] == seed]
             right.scatter([r["share"] for r in group], [r[f"share_{first}"] for r in group], label=f"seed {seed}")
         right.set_xscale("log")
+        right.xaxis.set_minor_formatter(NullFormatter())
         right.set_xlabel("component's share of output variance")
-        right.set_ylabel(f"{first} share of the component's variance")
+        right.set_ylabel(f"{first} share of the component's variance (Shapley)")
         right.set_ylim(-0.05, 1.05)
         right.legend(fontsize=8)
-        right.set_title("av-digits: surviving components")
-    buffer = __import__("io").BytesIO()
+        right.set_title("(c) av-digits: surviving components")
+    buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
 
@@ -296,6 +311,11 @@ def report(synthetic: list[dict], real: list[dict], *, out: Path, bayes: BayesCo
         "chance_matched_corr": statistics.fmean(x["chance_matched_corr"] for x in synthetic),
         "max_rank": MAX_RANK,
         "activity_threshold": bayes.activity_threshold,
+        "real_single_modality_share": (
+            statistics.fmean(max(x[f"share_{m}"] for m in modalities) >= SINGLE for x in real) if real else None
+        ),
+        "single_modality_threshold": SINGLE,
+        "real_test_accuracy": statistics.fmean(x["test_accuracy"] for x in real) if real else None,
         "real_components_per_seed": {
             str(s): sum(1 for x in real if x["seed"] == s) for s in sorted({x["seed"] for x in real})
         },
