@@ -22,9 +22,10 @@ accuracy point or more is ruled out); **inconclusive** otherwise. Reported besid
 r in {4, 8} (the hypothesis says the help matters at small rank), train accuracy (the "fit"), and the
 condition numbers.
 
-Run: ``python studies/h1_prior_penalty_low_rank.py`` (about 8 minutes on 2 cores with 4 seeds; ``--seeds N``);
-``--smoke`` for a seconds-long check. Writes ``studies/results/h1_prior_penalty_low_rank/`` (results.csv,
-summary.json with the verdict and the numbers behind it, table.md, accuracy_vs_rank.png).
+Run: ``python studies/h1_prior_penalty_low_rank.py`` (64 fits of about 7 s each on an idle core: about 8
+minutes; 17 minutes measured on 2 cores shared with other jobs; ``--seeds N``); ``--smoke`` for a seconds-long
+check. Writes ``studies/results/h1_prior_penalty_low_rank/`` (results.csv, summary.json with the verdict and the
+numbers behind it, table.md, accuracy_vs_rank.png).
 """
 
 from __future__ import annotations

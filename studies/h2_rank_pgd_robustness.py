@@ -17,9 +17,10 @@ halving of r is ruled out); **inconclusive** otherwise.
 Reported beside it: clean accuracy, the same slope for the attack's accuracy drop (clean - robust), which
 separates robustness from clean fit, and the rank with the best mean robust accuracy.
 
-Run: ``python studies/h2_rank_pgd_robustness.py`` (about 6 minutes on 2 cores with 6 seeds; ``--seeds N``);
-``--smoke`` for a seconds-long check. Writes ``studies/results/h2_rank_pgd_robustness/`` (results.csv,
-summary.json with the verdict and the numbers behind it, table.md, robust_accuracy_vs_rank.png).
+Run: ``python studies/h2_rank_pgd_robustness.py`` (36 fits and PGD evaluations, about 6 minutes on idle cores;
+11 minutes measured on 2 cores shared with other jobs; ``--seeds N``); ``--smoke`` for a seconds-long check.
+Writes ``studies/results/h2_rank_pgd_robustness/`` (results.csv, summary.json with the verdict and the numbers
+behind it, table.md, robust_accuracy_vs_rank.png).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ mean + 2 SE < 0, "no difference" otherwise (SE over units, at least two). **supp
 better; **refuted** if any is worse; **inconclusive** otherwise. "At equal accuracy" is checked, not assumed:
 the paired clean-accuracy difference is reported with its interval, and the verdict says when it excludes 0.
 
-Run: ``python studies/h3_bayes_vs_det_uncertainty.py`` (about 7 minutes on 2 cores with 5 seeds;
-``--seeds N``); ``--smoke`` for a seconds-long check. Writes ``studies/results/h3_bayes_vs_det_uncertainty/``
-(results.csv, summary.json with the verdict and the numbers behind it, table.md, paired_differences.png).
+Run: ``python studies/h3_bayes_vs_det_uncertainty.py`` (about 7 minutes on idle cores with 5 seeds; 14 minutes
+measured on 2 cores shared with other jobs; ``--seeds N``); ``--smoke`` for a seconds-long check. Writes
+``studies/results/h3_bayes_vs_det_uncertainty/`` (results.csv, summary.json with the verdict and the numbers
+behind it, table.md, paired_differences.png).
 """
 
 from __future__ import annotations

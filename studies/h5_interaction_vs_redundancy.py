@@ -28,10 +28,10 @@ verdict uses GP + MKL on latents as the comparator; the same rule against concat
 gives a second verdict on the mechanism (multiplicative vs additive fusion within one training pipeline).
 av-digits is reported with rule (b) beside the verdicts, not in them.
 
-Run: ``python studies/h5_interaction_vs_redundancy.py`` (about 9 minutes on 2 cores with 4 seeds;
-``--seeds N``); ``--smoke`` for a seconds-long check. Writes ``studies/results/h5_interaction_vs_redundancy/``
-(results.csv, summary.json with the verdicts and the numbers behind them, table.md,
-accuracy_vs_redundancy.png).
+Run: ``python studies/h5_interaction_vs_redundancy.py`` (80 fits, about 9 minutes on idle cores with 4 seeds; 16
+minutes measured on 2 cores shared with other jobs; ``--seeds N``); ``--smoke`` for a seconds-long check. Writes
+``studies/results/h5_interaction_vs_redundancy/`` (results.csv, summary.json with the verdicts and the numbers
+behind them, table.md, accuracy_vs_redundancy.png).
 """
 
 from __future__ import annotations
