@@ -1,15 +1,27 @@
 """probfusion: robust, uncertainty-aware multimodal fusion.
 
-Low-rank multimodal fusion (LMF) over joint Wasserstein autoencoder (jWAE) latents, with baselines (TFN,
-concatenation), run directories and a CLI. Shapes in docstrings use the legend of :mod:`probfusion._shapes`:
-``(n, d_m)`` features of modality m, ``(n, d)`` latents, ``(r, h, d_m + 1)`` rank factors, ``(s, n, c)``
-predictive samples.
+Low-rank multimodal fusion (LMF) over joint Wasserstein autoencoder (jWAE) latents; Bayesian rank factors with
+ARD priors (:mod:`probfusion.inference`); TFN, concatenation and GP + MKL baselines (:mod:`probfusion.baselines`);
+attacks and shifts (:mod:`probfusion.robustness`, :mod:`probfusion.evaluation`); metrics; ArviZ diagnostics and
+attributions (:mod:`probfusion.diagnostics`); run directories and a CLI. Shapes in docstrings use the legend of
+:mod:`probfusion._shapes`: ``(n, d_m)`` features of modality m, ``(n, d)`` latents, ``(r, h, d_m + 1)`` rank
+factors, ``(s, n, c)`` predictive samples.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from probfusion.api import LoadedRun, Run, fit, load_run
-from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, SyntheticConfig, TrainConfig
+from probfusion.config import (
+    BayesConfig,
+    DataConfig,
+    EvaluationConfig,
+    FusionConfig,
+    GPMKLConfig,
+    JWAEConfig,
+    RunConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
 from probfusion.errors import (
     CheckpointError,
     ConfigError,
@@ -18,7 +30,7 @@ from probfusion.errors import (
     RunExistsError,
     UntrustedFileError,
 )
-from probfusion.options import AlignmentKind, DeviceKind, FusionKind, PriorPenalty, RankPrior, SplitKind
+from probfusion.options import AlignmentKind, DeviceKind, FusionKind, HeadKind, PriorPenalty, RankPrior, SplitKind
 
 try:
     __version__ = version("probfusion")
@@ -27,12 +39,16 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "AlignmentKind",
+    "BayesConfig",
     "CheckpointError",
     "ConfigError",
     "DataConfig",
     "DeviceKind",
+    "EvaluationConfig",
     "FusionConfig",
     "FusionKind",
+    "GPMKLConfig",
+    "HeadKind",
     "InputDataError",
     "JWAEConfig",
     "LoadedRun",

@@ -2,7 +2,7 @@
 
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.fusion.concat import ConcatFusion
-from probfusion.fusion.factory import build_fusion
+from probfusion.fusion.factory import build_fusion, build_head
 from probfusion.fusion.heads import ClassifierHead
 from probfusion.fusion.lmf import LowRankFusion
 from probfusion.fusion.protocol import Predictor
@@ -17,4 +17,5 @@ __all__ = [
     "Predictor",
     "TensorFusion",
     "build_fusion",
+    "build_head",
 ]
