@@ -13,7 +13,8 @@ the latents' root mean square (1 under the prior), means over modalities.
 For each split of av-digits (random; held-out speaker), rank r in {1, 2, 4, 8} and seed: fit deterministic LMF
 twice, with the penalty (CLI defaults: SWD, weight 1) and without (``prior_penalty="none"``), everything else
 equal (d = 16, h = 32, alignment 0.1, 60 epochs, early stopping). The two arms of one (split, seed) share the
-split, initial weights and minibatch order, so they are compared paired.
+split and initial weights, so they are compared paired (not the minibatch order after the first epoch: one
+generator draws both the shuffles and the sliced-Wasserstein directions, which only the penalty arm uses).
 
 Verdict rule (fixed before running). Pairing unit: one (split, seed). Per unit, the accuracy difference
 (penalty - no penalty) averaged over the small ranks r in {1, 2}; mean over units and its standard error SE

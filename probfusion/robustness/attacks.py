@@ -23,7 +23,8 @@ set of ``selection_samples`` draws, the same at every step (common random number
 fresh draws, a lucky draw would lock in a weak iterate as "misclassified".
 
 Cost: ``restarts * (steps + 1)`` forward and ``restarts * steps`` backward passes of the model on the batch,
-each with ``samples`` posterior draws.
+each with ``samples`` posterior draws; a stochastic model adds ``restarts * (steps + 1)`` forward passes with
+``selection_samples`` draws (no backward) to judge the iterates.
 
 References: Goodfellow et al., 2015 (ICLR), "Explaining and Harnessing Adversarial Examples"; Madry et al.,
 2018 (ICLR), "Towards Deep Learning Models Resistant to Adversarial Attacks"; Athalye et al., 2018 (ICML),
