@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from probfusion.baselines.gp import GPMKLClassifier, fit_gp_mkl
 from probfusion.config import FusionConfig, RunConfig
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.registry import load_dataset
@@ -176,6 +175,8 @@ def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> M
 def _build_final_model(config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int) -> torch.nn.Module:
     """An empty model of the run's final kind, ready for ``load_state_dict``."""
     if config.fusion.model is FusionKind.GP_MKL:
+        from probfusion.baselines.gp import GPMKLClassifier  # cvxpy and GPyTorch: 2 s of imports only GP runs need
+
         return GPMKLClassifier(
             input_dims=dims, num_classes=num_classes, num_train=num_train, jwae=config.jwae, config=config.gp
         )
@@ -196,6 +197,8 @@ def _second_stage(
 ) -> tuple[torch.nn.Module, int, dict[str, Any]]:
     """Fit the Bayesian head or the GP on the trained encoders; return (model, predictive samples, metrics)."""
     if config.fusion.model is FusionKind.GP_MKL:
+        from probfusion.baselines.gp import fit_gp_mkl  # lazy, as in _build_final_model
+
         latent = config.gp.features is KernelFeatures.LATENT
         gp = fit_gp_mkl(
             tensors["train"],

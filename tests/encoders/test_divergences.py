@@ -58,6 +58,17 @@ def test_two_sample_swd_matches_emd_for_unequal_sizes_in_one_dimension():
     assert got.item() == pytest.approx(expected, rel=1e-9)
 
 
+def test_equal_size_swd_matches_pot_on_the_same_directions_in_several_dimensions():
+    # Equal sizes take the sorted-projection route; POT's quantile route on the same directions is the reference.
+    x = torch.randn(64, 5, dtype=F64, generator=_gen(4))
+    y = 2.0 * torch.randn(64, 5, dtype=F64, generator=_gen(5)) + 0.5
+    got = sliced_wasserstein(x, y, num_projections=20, generator=_gen(9))
+    directions = torch.randn(5, 20, dtype=F64, generator=_gen(9))
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    expected = ot.sliced_wasserstein_distance(x, y, projections=directions, p=2)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_swd_is_differentiable_and_deterministic_under_a_generator():
     z = (torch.randn(64, 4, dtype=F64) + 1.0).requires_grad_()
     a = sliced_wasserstein_to_prior(z, num_projections=20, generator=_gen(5))
