@@ -197,7 +197,7 @@ def _second_stage(
 ) -> tuple[torch.nn.Module, int, dict[str, Any]]:
     """Fit the Bayesian head or the GP on the trained encoders; return (model, predictive samples, metrics)."""
     if config.fusion.model is FusionKind.GP_MKL:
-        from probfusion.baselines.gp import fit_gp_mkl  # lazy, as in _build_final_model
+        from probfusion.baselines.gp_fit import fit_gp_mkl  # lazy, as in _build_final_model
 
         latent = config.gp.features is KernelFeatures.LATENT
         gp = fit_gp_mkl(

@@ -1,6 +1,6 @@
 """MKL solve time and GP fit time against the number of training points n, with fitted exponents, on mfeat.
 
-The GP + MKL baseline (:func:`~probfusion.baselines.gp.fit_gp_mkl`, default settings, kernels on the six
+The GP + MKL baseline (:func:`~probfusion.baselines.gp_fit.fit_gp_mkl`, default settings, kernels on the six
 standardised input views, so no encoder is trained) on random subsets of n = 250, 500, 1000, 2000 of mfeat's
 2,000 digits, with the labels "digit 0 against the rest": one binary Lanckriet problem (the ten one-vs-rest
 problems of the ten-class fit cost ten times as much; ``mkl_solver_vs_reference.py`` times them at n = 2000).

@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from probfusion.baselines.gp import GPMKLClassifier, dirichlet_targets, fit_gp_mkl
+from probfusion.baselines.gp import GPMKLClassifier
+from probfusion.baselines.gp_fit import dirichlet_targets, fit_gp_mkl
 from probfusion.config import GPMKLConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError, InputDataError
