@@ -23,7 +23,7 @@ The held-out-speaker shift of av-digits is a real shift of the data, not a trans
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,14 @@ def _check_modalities(views: Mapping[str, Tensor], modalities: Sequence[str]) ->
         raise ConfigError(f"Cannot shift modalities {list(modalities)}; expected a non-empty subset of {list(views)}.")
 
 
+def _corrupt(
+    views: Mapping[str, Tensor], modalities: Sequence[str], corruption: Callable[[Tensor], Tensor]
+) -> dict[str, Tensor]:
+    """Apply ``corruption`` to the chosen modalities, in the views' order; the others pass through unchanged."""
+    _check_modalities(views, modalities)
+    return {m: corruption(x) if m in modalities else x for m, x in views.items()}
+
+
 def gaussian_noise(
     views: Mapping[str, Tensor],
     *,
@@ -94,13 +102,11 @@ def gaussian_noise(
         ``{m: (n, d_m)}`` shifted inputs (the other modalities unchanged).
     """
     sigma = NOISE_LEVELS[_check_severity(severity) - 1]
-    _check_modalities(views, modalities)
-    return {
-        m: x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        if m in modalities
-        else x
-        for m, x in views.items()
-    }
+    return _corrupt(
+        views,
+        modalities,
+        lambda x: x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device),
+    )
 
 
 def feature_dropout(
@@ -122,15 +128,11 @@ def feature_dropout(
         ``{m: (n, d_m)}`` shifted inputs (the other modalities unchanged).
     """
     rate = DROPOUT_RATES[_check_severity(severity) - 1]
-    _check_modalities(views, modalities)
-    out = {}
-    for m, x in views.items():
-        if m in modalities:
-            keep = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) >= rate
-            out[m] = x * keep
-        else:
-            out[m] = x
-    return out
+    return _corrupt(
+        views,
+        modalities,
+        lambda x: x * (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) >= rate),
+    )
 
 
 def missing_modality(
