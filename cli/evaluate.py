@@ -10,14 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probfusion.api import fit as fit_run
 from probfusion.api import load_run, next_run_dir
-from probfusion.cli.options import enum_choice, handle_errors, quiet_option
+from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option
 from probfusion.config import EvaluationConfig, RunConfig
-from probfusion.errors import CheckpointError
 from probfusion.evaluation import evaluate as evaluate_run
 from probfusion.evaluation import latest_run
 from probfusion.options import AttackKind, ShiftKind
 from probfusion.robustness.budgets import NormKind, parse_budgets
-from probfusion.runs.run_dir import RunDirectory
 
 _EVAL = EvaluationConfig()
 _RUNS = Path("runs")
@@ -43,12 +41,7 @@ def _severities(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 def _resolve_run(run: Path | None, console: Console, quiet: bool) -> Path:
     """The run to evaluate: the one given, else the latest complete run under runs/, else a fresh default fit."""
     if run is not None:
-        stored = RunDirectory(run)
-        if not run.is_dir():
-            raise CheckpointError(f"No run directory at {run}; give the folder that `probfusion fit` printed.")
-        if not stored.is_run:
-            raise CheckpointError(f"{run} is not a run (no {stored.CONFIG}); give a folder made by `probfusion fit`.")
-        return run
+        return check_run_dir(run)
     found = latest_run(_RUNS)
     if found is not None:
         console.print(f"evaluating the latest run, {found}")

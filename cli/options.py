@@ -6,11 +6,13 @@ import functools
 import sys
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from probfusion.errors import ConfigError, ProbfusionError
+from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
+from probfusion.runs.run_dir import RunDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,3 +48,17 @@ def handle_errors(command: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_run_dir(run: Path) -> Path:
+    """``run`` itself if it is a folder made by ``probfusion fit``.
+
+    Raises:
+        CheckpointError: If ``run`` is not a folder, or holds no run configuration.
+    """
+    if not run.is_dir():
+        raise CheckpointError(f"No run directory at {run}; give the folder that `probfusion fit` printed.")
+    stored = RunDirectory(run)
+    if not stored.is_run:
+        raise CheckpointError(f"{run} is not a run (no {stored.CONFIG}); give a folder made by `probfusion fit`.")
+    return run

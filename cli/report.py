@@ -7,23 +7,28 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from probfusion.cli.options import handle_errors, quiet_option
+from probfusion.cli.options import check_run_dir, handle_errors, quiet_option
 from probfusion.diagnostics.posterior import DEFAULT_DRAWS
 from probfusion.diagnostics.report import write_report
-from probfusion.errors import CheckpointError
+from probfusion.errors import CheckpointError, ConfigError
 from probfusion.evaluation import latest_run
-from probfusion.runs.run_dir import RunDirectory
 
 _RUNS = Path("runs")
 
 
-def _check_run(run: Path) -> Path:
-    stored = RunDirectory(run)
-    if not run.is_dir():
-        raise CheckpointError(f"No run directory at {run}; give the folder that `probfusion fit` printed.")
-    if not stored.is_run:
-        raise CheckpointError(f"{run} is not a run (no {stored.CONFIG}); give a folder made by `probfusion fit`.")
-    return run
+def _compare_labels(run: Path, compare: tuple[Path, ...]) -> dict[str, Path]:
+    """Unique names for the runs to compare with: the folder name, or the full path where folder names collide.
+
+    Raises:
+        ConfigError: If a run is given twice (or is the reported run).
+    """
+    seen = {run.resolve()}
+    for path in compare:
+        if path.resolve() in seen:
+            raise ConfigError(f"Run {path} is given twice (--compare or RUN); give each run to compare once.")
+        seen.add(path.resolve())
+    names = [run.name, *(path.name for path in compare)]
+    return {path.name if names.count(path.name) == 1 else str(path.resolve()): check_run_dir(path) for path in compare}
 
 
 @click.command("report")
@@ -60,7 +65,7 @@ def report(run: Path | None, draws: int, seed: int, compare: tuple[Path, ...], o
         if run is None:
             raise CheckpointError(f"No complete run under {_RUNS}/; give RUN or fit one with `probfusion fit`.")
         console.print(f"reporting on the latest run, {run}")
-    others = {path.name if path.name != run.name else str(path): _check_run(path) for path in compare}
-    result = write_report(_check_run(run), num_draws=draws, seed=seed, compare=others or None, overwrite=overwrite)
+    others = _compare_labels(check_run_dir(run), compare)
+    result = write_report(run, num_draws=draws, seed=seed, compare=others or None, overwrite=overwrite)
     console.print(result.text, markup=False, highlight=False, soft_wrap=True)
     click.echo(str(result.path))

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +55,7 @@ from probfusion.robustness import (
     run_attack,
     sample_logits,
 )
-from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staging_dir
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
 from probfusion.runs.run_dir import RunDirectory
 
 if TYPE_CHECKING:
@@ -556,8 +554,8 @@ def _write(
     overwrite: bool,
 ) -> EvaluationReport:
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(target)
-    try:
+    exists = f"{target} already holds an evaluation; pass --overwrite or choose another name."
+    with staged_dir(target, overwrite=overwrite, exists_message=exists) as staging:
         atomic_write_json(staging / "rows.json", {"rows": rows})
         atomic_write_csv(staging / "rows.csv", rows)
         atomic_write_json(staging / "checks.json", checks)
@@ -565,18 +563,6 @@ def _write(
         (staging / "figures").mkdir()
         for file, png in figures.items():
             atomic_write_bytes(staging / "figures" / file, png)
-        trash = None
-        if target.exists():
-            if not overwrite:
-                raise RunExistsError(f"{target} already holds an evaluation; pass --overwrite or choose another name.")
-            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, trash)
-        os.replace(staging, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return EvaluationReport(
         path=target, rows=rows, checks=checks, figures=tuple(target / "figures" / f for f in figures)
     )

@@ -27,7 +27,6 @@ Run: ``python studies/h4_component_alignment.py`` (about 10 minutes on 2 cores);
 
 from __future__ import annotations
 
-import io
 import statistics
 import sys
 import tempfile
@@ -35,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, output_dir, parse_args, write_results
+from _common import markdown_table, mean_std, output_dir, parse_args, write_figure, write_results
 
 from probfusion import fit, load_run
 from probfusion.config import BayesConfig, DataConfig, FusionConfig, RunConfig, SyntheticConfig, TrainConfig
@@ -51,7 +49,6 @@ from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, com
 from probfusion.fusion.rank import variance_shares
 from probfusion.inference.svi import fit_svi
 from probfusion.options import SplitKind
-from probfusion.runs import atomic_write_bytes
 
 MAX_RANK = 16
 DOMINANT, SECOND = 0.9, 0.3
@@ -168,10 +165,9 @@ def real_run(seed: int, *, smoke: bool, bayes: BayesConfig, scratch: Path) -> li
     return rows
 
 
-def figure(synthetic: list[dict], real: list[dict], modalities: tuple[str, ...]) -> bytes:
+def figure(synthetic: list[dict], real: list[dict], modalities: tuple[str, ...]) -> Figure:
     """(a) matched |corr| per setting vs random factors; (b) per planted component vs its share; (c) av-digits."""
     fig = Figure(figsize=(16, 4.2))
-    FigureCanvasAgg(fig)
     left, middle, right = fig.subplots(1, 3)
     keys = sorted({(r["modalities"], r["planted_rank"]) for r in synthetic})
     for x, key in enumerate(keys):
@@ -209,9 +205,7 @@ def figure(synthetic: list[dict], real: list[dict], modalities: tuple[str, ...])
         right.set_ylim(-0.05, 1.05)
         right.legend(fontsize=8)
         right.set_title("(c) av-digits: surviving components")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
+    return fig
 
 
 def main() -> None:
@@ -328,7 +322,7 @@ def report(synthetic: list[dict], real: list[dict], *, out: Path, bayes: BayesCo
     )
     rows = [{k: v for k, v in x.items() if k != "corr_matrix"} for x in synthetic] + real
     write_results(out, rows, summary, header + table_a + "\n## av-digits: surviving components\n\n" + table_b)
-    atomic_write_bytes(out / "alignment.png", figure(synthetic, real, modalities))
+    write_figure(out, "alignment.png", figure(synthetic, real, modalities))
     print(out)
 
 

@@ -19,10 +19,17 @@ from probfusion.diagnostics.attribution import (
     modality_shapley,
 )
 from probfusion.diagnostics.checks import compare_runs, convergence_summary, loo_check, variational_pareto_k
-from probfusion.diagnostics.components import component_ablation, component_attributions
+from probfusion.diagnostics.components import attribution_from_posterior, component_ablation, component_attributions
 from probfusion.diagnostics.evaluations import evaluation_table
 from probfusion.diagnostics.plots import attribution_map, forest_plot, trace_plot
-from probfusion.diagnostics.posterior import PosteriorDraws, draw_posterior, effective_rank_posterior, posterior
+from probfusion.diagnostics.posterior import (
+    PosteriorDraws,
+    draw_posterior,
+    draws_from_posterior,
+    effective_rank_from_posterior,
+    effective_rank_posterior,
+    posterior,
+)
 from probfusion.diagnostics.report import Report, write_report
 
 __all__ = [
@@ -34,12 +41,15 @@ __all__ = [
     "ablation_from_lmf",
     "attribution_from_draws",
     "attribution_from_lmf",
+    "attribution_from_posterior",
     "attribution_map",
     "compare_runs",
     "component_ablation",
     "component_attributions",
     "convergence_summary",
     "draw_posterior",
+    "draws_from_posterior",
+    "effective_rank_from_posterior",
     "effective_rank_posterior",
     "evaluation_table",
     "forest_plot",

@@ -28,6 +28,7 @@ sampling", JMLR 2024.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from torch import Tensor
 from probfusion.api import LoadedRun
 from probfusion.diagnostics._arviz import az
 from probfusion.diagnostics.posterior import (
+    PosteriorDraws,
     bayesian_model,
     draw_posterior,
     pointwise_log_likelihood,
@@ -52,7 +54,14 @@ from probfusion.diagnostics.posterior import (
 from probfusion.errors import ConfigError
 from probfusion.options import InferenceKind
 
-__all__ = ["INVARIANT_VARIABLES", "compare_runs", "convergence_summary", "loo_check", "variational_pareto_k"]
+__all__ = [
+    "INVARIANT_VARIABLES",
+    "compare_runs",
+    "convergence_summary",
+    "loo_check",
+    "training_fingerprint",
+    "variational_pareto_k",
+]
 
 INVARIANT_VARIABLES = ("sorted_precision", "sorted_variance_share", "effective_rank", "bias")
 """Posterior quantities that do not depend on the arbitrary labelling of the rank components."""
@@ -142,13 +151,17 @@ def _log_guide(run: LoadedRun, draws: dict[str, Tensor]) -> Tensor:
     return log_q
 
 
-def variational_pareto_k(run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0) -> dict[str, Any]:
+def variational_pareto_k(
+    run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0, draws: PosteriorDraws | None = None
+) -> dict[str, Any]:
     """PSIS diagnostic of an SVI run's guide (Yao et al. 2018).
 
     Args:
         run: A loaded SVI run or its directory.
         num_draws: Guide draws (default 400).
         seed: Seed of the draws.
+        draws: Guide draws already made for this run (e.g. ``draws_from_posterior(idata)``); ``num_draws`` and
+            ``seed`` are then unused.
 
     Returns:
         ``{"k", "threshold", "num_draws", "ess", "passed", "conclusion"}``; ``ess`` is the PSIS effective sample
@@ -161,10 +174,10 @@ def variational_pareto_k(run: LoadedRun | Path | str, *, num_draws: int | None =
     model = bayesian_model(run)
     if model.inference is not InferenceKind.SVI:
         raise ConfigError(f"{run.path} was sampled with NUTS; the variational Pareto-k applies to SVI runs only.")
-    draws = draw_posterior(run, num_draws=num_draws, seed=seed).flat()
+    flat = (draws if draws is not None else draw_posterior(run, num_draws=num_draws, seed=seed)).flat()
     latents, labels = split_latents(run, "train")
     with torch.no_grad():
-        log_ratio = (_log_joint(run, draws, latents, labels) - _log_guide(run, draws)).double().numpy()
+        log_ratio = (_log_joint(run, flat, latents, labels) - _log_guide(run, flat)).double().numpy()
     smoothed, k = az.psislw(log_ratio - log_ratio.max())
     k = float(k)
     weights = np.exp(smoothed)
@@ -226,8 +239,28 @@ def loo_check(idata: az.InferenceData) -> dict[str, Any]:
     }
 
 
+def training_fingerprint(run: LoadedRun) -> str:
+    """A SHA-256 of a run's training rows: every modality's raw features (in order) and the labels.
+
+    Two runs conditioned on the same data have the same fingerprint; equal labels alone are not enough (on
+    av-digits the image-audio pairing of each row depends on the seed, the labels do not).
+    """
+    train = run.splits()[0]
+    digest = hashlib.sha256()
+    for name, view in train.views.items():
+        array = np.ascontiguousarray(view)
+        digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    digest.update(np.ascontiguousarray(train.labels, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def compare_runs(
-    runs: Mapping[str, LoadedRun | Path | str], *, num_draws: int | None = None, seed: int = 0
+    runs: Mapping[str, LoadedRun | Path | str],
+    *,
+    num_draws: int | None = None,
+    seed: int = 0,
+    posteriors: Mapping[str, az.InferenceData] | None = None,
 ) -> pd.DataFrame:
     """Rank Bayesian runs by PSIS-LOO (``az.compare``, stacking weights).
 
@@ -235,22 +268,33 @@ def compare_runs(
         runs: ``{name: run}``; every run must have the same training rows (same data, split and seed).
         num_draws: SVI draws per run.
         seed: Seed of the SVI draws.
+        posteriors: Posteriors already computed for some of the names (with the training log-likelihood, as
+            :func:`~probfusion.diagnostics.posterior.posterior` gives by default); the others are drawn.
 
     Returns:
         ``az.compare``'s table: rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning.
 
     Raises:
-        ConfigError: For fewer than two runs, a run without a posterior, or runs on different training rows.
+        ConfigError: For fewer than two runs, a run without a posterior, or runs on different training rows
+            (checked on the rows themselves, before any posterior is drawn).
     """
     if len(runs) < 2:
         raise ConfigError(f"Comparing models needs at least two runs; got {len(runs)}.")
-    datasets = {name: posterior(run, num_draws=num_draws, seed=seed) for name, run in runs.items()}
-    first_name, first = next(iter(datasets.items()))
-    for name, idata in datasets.items():
-        if not np.array_equal(idata.observed_data["y"].values, first.observed_data["y"].values):
+    loaded = {name: resolve_run(run) for name, run in runs.items()}
+    for run in loaded.values():
+        bayesian_model(run)
+    fingerprints = {name: training_fingerprint(run) for name, run in loaded.items()}
+    first_name = next(iter(loaded))
+    for name, fingerprint in fingerprints.items():
+        if fingerprint != fingerprints[first_name]:
             raise ConfigError(
                 f"Runs {first_name!r} and {name!r} were fitted on different training rows; LOO compares models "
                 "on the same data only (same dataset, split and seed)."
             )
+    given = dict(posteriors or {})
+    datasets = {
+        name: given[name] if name in given else posterior(run, num_draws=num_draws, seed=seed)
+        for name, run in loaded.items()
+    }
     table, _ = _quiet(az.compare, datasets, ic="loo")
     return table

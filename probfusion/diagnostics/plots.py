@@ -57,20 +57,46 @@ def _invariant_view(idata: az.InferenceData) -> xr.Dataset:
     )
 
 
+def _varying(view: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """The entries of ``view`` that vary over draws, and the names of the variables left out entirely.
+
+    A constant entry (the fixed precisions of a Gaussian rank prior, a share of exactly 0, an effective rank
+    that never moves) has no density to draw: ArviZ's KDE would warn and plot nothing.
+    """
+    kept, constant = {}, []
+    for name, values in view.data_vars.items():
+        spread = values.std(("chain", "draw")).values  # NaN (non-finite values) counts as not varying
+        varying = np.flatnonzero(np.atleast_1d(spread > 0))
+        if len(varying) == 0:
+            constant.append(str(name))
+        elif spread.ndim == 0:
+            kept[name] = values
+        else:
+            kept[name] = values.isel({values.dims[-1]: varying})
+    return xr.Dataset(kept), constant
+
+
 def trace_plot(idata: az.InferenceData) -> bytes:
-    """ArviZ trace plot (density and trace per chain) of the label-invariant quantities.
+    """ArviZ trace plot (density and trace per chain) of the label-invariant quantities that vary over draws.
 
     Args:
         idata: From :func:`~probfusion.diagnostics.posterior.posterior`.
 
     Returns:
-        PNG bytes.
+        PNG bytes; the title names the variables left out because they are constant.
     """
-    view = _invariant_view(idata)
-    figure = _figure(11.0, 2.4 * len(view.data_vars))
-    axes = np.array(figure.subplots(len(view.data_vars), 2, squeeze=False))
-    _arviz_plot(az.plot_trace, view, axes=axes, compact=True, show=False)
-    figure.suptitle(f"{idata.posterior.attrs.get('inference', '')} posterior: label-invariant quantities")
+    view, constant = _varying(_invariant_view(idata))
+    title = f"{idata.posterior.attrs.get('inference', '')} posterior: label-invariant quantities"
+    if constant:
+        title += f" (constant, not shown: {', '.join(constant)})"
+    rows = max(len(view.data_vars), 1)
+    figure = _figure(11.0, 2.4 * rows)
+    if view.data_vars:
+        axes = np.array(figure.subplots(rows, 2, squeeze=False))
+        _arviz_plot(az.plot_trace, view, axes=axes, compact=True, show=False)
+    else:
+        figure.text(0.5, 0.5, "every label-invariant quantity is constant over the draws", ha="center")
+    figure.suptitle(title)
     figure.tight_layout()
     return _png(figure)
 

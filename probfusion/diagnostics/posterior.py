@@ -33,6 +33,8 @@ __all__ = [
     "PosteriorDraws",
     "bayesian_model",
     "draw_posterior",
+    "draws_from_posterior",
+    "effective_rank_from_posterior",
     "effective_rank_posterior",
     "pointwise_log_likelihood",
     "posterior",
@@ -182,7 +184,8 @@ def posterior(
         log_likelihood_split: ``train``, ``val``, ``test`` or ``None``.
 
     Returns:
-        The ``InferenceData``; ``posterior.attrs`` hold the inference route, run path, threshold and modalities.
+        The ``InferenceData``; ``posterior.attrs`` hold the inference route, run path, activity
+        threshold and log-likelihood split.
     """
     run = resolve_run(run)
     model = bayesian_model(run)
@@ -241,6 +244,39 @@ def posterior(
     )
 
 
+def draws_from_posterior(idata: az.InferenceData) -> PosteriorDraws:
+    """The raw sites of :func:`posterior`'s ``InferenceData`` as draws again (the same values, no new draws).
+
+    Lets one ``posterior(run)`` feed every check that needs tensors (removals, the variational Pareto-k), so a
+    report draws the posterior once.
+    """
+    post = idata.posterior
+    factor = torch.tensor(post["factor"].values)  # (chain, draw, M, r, d + 1)
+    sites = {f"factor_{k}": factor[:, :, k].contiguous() for k in range(factor.shape[2])}
+    sites.update({name: torch.tensor(post[name].values) for name in ("precision", "theta", "bias")})
+    modalities = tuple(str(m) for m in post["modality"].values)
+    return PosteriorDraws(sites=sites, modalities=modalities, inference=str(post.attrs["inference"]))
+
+
+def effective_rank_from_posterior(idata: az.InferenceData, *, interval: float = 0.9) -> dict:
+    """The effective rank's posterior read from :func:`posterior`'s ``variance_share`` and ``precision``.
+
+    Args:
+        idata: From :func:`posterior`.
+        interval: Probability mass of the interval.
+
+    Returns:
+        :func:`probfusion.fusion.rank.summarise_rank`'s dict, plus ``num_draws``.
+    """
+    post = idata.posterior
+    rank = post.sizes["component"]
+    shares = torch.tensor(post["variance_share"].values).reshape(-1, rank)
+    precision = torch.tensor(post["precision"].values).reshape(-1, rank)
+    summary = summarise_rank(shares, precision, threshold=float(post.attrs["activity_threshold"]), interval=interval)
+    summary["num_draws"] = int(shares.shape[0])
+    return summary
+
+
 def effective_rank_posterior(
     run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0, interval: float = 0.9
 ) -> dict:
@@ -258,13 +294,5 @@ def effective_rank_posterior(
     Returns:
         The summary dict, plus ``num_draws``.
     """
-    run = resolve_run(run)
-    model = bayesian_model(run)
-    drawn = draw_posterior(run, num_draws=num_draws, seed=seed).flat()
-    with torch.no_grad():
-        derived = _label_invariant(model, drawn, tuple(model.modalities))
-    summary = summarise_rank(
-        derived["variance_share"], drawn["precision"], threshold=model.bayes.activity_threshold, interval=interval
-    )
-    summary["num_draws"] = int(drawn["bias"].shape[0])
-    return summary
+    idata = posterior(run, num_draws=num_draws, seed=seed, log_likelihood_split=None)
+    return effective_rank_from_posterior(idata, interval=interval)

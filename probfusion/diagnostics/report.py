@@ -12,14 +12,15 @@ Layout::
       compare.csv        az.compare against the runs given to compare with (if any)
       figures/           trace.png and forest.png (Bayesian runs), attributions.png
 
-Everything is computed before the folder is touched; it is written to a staging folder and renamed into
-place, so a failure leaves no partial report, and an existing report is replaced only with ``overwrite``.
+A Bayesian run's posterior is drawn once (:func:`~probfusion.diagnostics.posterior.posterior`); the effective
+rank, attributions, removals, Pareto-k and LOO comparison are all read from those draws. Everything is
+computed before the folder is touched; it is written to a staging folder and renamed into place
+(:func:`~probfusion.runs.atomic.staged_dir`), so a failure leaves no partial report, and an existing report is
+replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +30,23 @@ import pandas as pd
 
 from probfusion.api import LoadedRun
 from probfusion.diagnostics.checks import compare_runs, convergence_summary, loo_check, variational_pareto_k
-from probfusion.diagnostics.components import component_ablation, component_attributions
+from probfusion.diagnostics.components import attribution_from_posterior, component_ablation, component_attributions
 from probfusion.diagnostics.evaluations import evaluation_table
 from probfusion.diagnostics.plots import attribution_map, forest_plot, trace_plot
-from probfusion.diagnostics.posterior import bayesian_model, effective_rank_posterior, posterior, resolve_run
-from probfusion.errors import RunExistsError
+from probfusion.diagnostics.posterior import (
+    bayesian_model,
+    draws_from_posterior,
+    effective_rank_from_posterior,
+    posterior,
+    resolve_run,
+)
+from probfusion.errors import ConfigError, RunExistsError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
-from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, staging_dir
+from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
 
 __all__ = ["Report", "write_report"]
+
+_EXISTS = "{target} already holds a report; pass --overwrite to replace it."
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,19 +108,32 @@ def write_report(
         The report.
 
     Raises:
-        ConfigError: For a run without rank components, or ``compare`` given for a deterministic run.
+        ConfigError: For a run without rank components, ``compare`` given for a deterministic run, or a
+            ``compare`` name equal to this run's folder name.
         RunExistsError: If a report exists and ``overwrite`` is false.
     """
     run = resolve_run(run)
     target = run.path / "report"
     if target.exists() and not overwrite:
-        raise RunExistsError(f"{target} already holds a report; pass --overwrite to replace it.")
+        raise RunExistsError(_EXISTS.format(target=target))
     others = {name: resolve_run(other) for name, other in (compare or {}).items()}
+    if run.path.name in others:
+        raise ConfigError(
+            f"A run to compare with is named {run.path.name!r}, like the reported run; give it another name."
+        )
     for other in [run, *others.values()] if others else []:
         bayesian_model(other)  # fail on a run without a posterior before any work
-    attribution = component_attributions(run, num_draws=num_draws, seed=seed)
+    bayesian = isinstance(run.model, BayesianFusionClassifier)
+    if bayesian:  # one posterior: every Bayesian read-out below comes from these draws
+        idata = posterior(run, num_draws=num_draws, seed=seed)
+        draws = draws_from_posterior(idata)
+        attribution = attribution_from_posterior(idata)
+        ablation_result = component_ablation(run, split="test", draws=draws)
+    else:
+        attribution = component_attributions(run, num_draws=num_draws, seed=seed)
+        ablation_result = component_ablation(run, split="test")
     components = pd.DataFrame(attribution.rows())
-    ablation = pd.DataFrame(component_ablation(run, split="test", num_draws=num_draws, seed=seed).rows())
+    ablation = pd.DataFrame(ablation_result.rows())
     evaluations = evaluation_table(run)
     fusion = run.config.fusion
     title = f"# Report: {run.path.name}\n\n{fusion.model.value}, max rank {fusion.rank}, rank prior "
@@ -122,13 +144,12 @@ def write_report(
     checks: dict[str, Any] = {}
     files: dict[str, str] = {}
     figures = {"attributions.png": attribution_map(attribution)}
-    if isinstance(run.model, BayesianFusionClassifier):
-        idata = posterior(run, num_draws=num_draws, seed=seed)
-        rank = effective_rank_posterior(run, num_draws=num_draws, seed=seed)
+    if bayesian:
+        rank = effective_rank_from_posterior(idata)
         summary, convergence = convergence_summary(idata)
         checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
         if convergence["chains"] == 1:
-            checks["variational_pareto_k"] = variational_pareto_k(run, num_draws=num_draws, seed=seed)
+            checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
         files["summary.csv"] = summary.to_csv()
         figures.update({"trace.png": trace_plot(idata), "forest.png": forest_plot(idata)})
         lo, hi = rank["effective_rank_interval"]
@@ -140,7 +161,9 @@ def write_report(
         lines += [f"- {checks[k]['conclusion']}" for k in ("convergence", "variational_pareto_k", "loo") if k in checks]
         lines.append("\n## Posterior summary (label-invariant quantities)\n\n" + _markdown(summary, index=True))
         if others:
-            table = compare_runs({run.path.name: run, **others}, num_draws=num_draws, seed=seed)
+            table = compare_runs(
+                {run.path.name: run, **others}, num_draws=num_draws, seed=seed, posteriors={run.path.name: idata}
+            )
             files["compare.csv"] = table.to_csv()
             lines.append("## LOO comparison\n\n" + _markdown(table.drop(columns=["scale"]), index=True))
     else:
@@ -173,13 +196,14 @@ def write_report(
     files["components.csv"] = components.to_csv(index=False)
     files["ablation.csv"] = ablation.to_csv(index=False)
     text = "\n".join(lines)
-    _write(target, text, checks, files, figures)
+    _write(target, text, checks, files, figures, overwrite=overwrite)
     return Report(path=target, text=text, checks=checks, figures=tuple(target / "figures" / f for f in figures))
 
 
-def _write(target: Path, text: str, checks: dict, files: dict[str, str], figures: dict[str, bytes]) -> None:
-    staging = staging_dir(target)
-    try:
+def _write(
+    target: Path, text: str, checks: dict, files: dict[str, str], figures: dict[str, bytes], *, overwrite: bool
+) -> None:
+    with staged_dir(target, overwrite=overwrite, exists_message=_EXISTS.format(target=target)) as staging:
         atomic_write_text(staging / "report.md", text)
         atomic_write_json(staging / "checks.json", checks)
         for name, content in files.items():
@@ -187,13 +211,3 @@ def _write(target: Path, text: str, checks: dict, files: dict[str, str], figures
         (staging / "figures").mkdir()
         for name, png in figures.items():
             atomic_write_bytes(staging / "figures" / name, png)
-        trash = None
-        if target.exists():
-            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, trash)
-        os.replace(staging, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

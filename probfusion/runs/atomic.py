@@ -10,12 +10,23 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_csv", "atomic_write_json", "atomic_write_text", "staging_dir"]
+from probfusion.errors import RunExistsError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_csv",
+    "atomic_write_json",
+    "atomic_write_text",
+    "staged_dir",
+    "staging_dir",
+]
 
 
 def _umask_mode(mode: int) -> int:
@@ -31,6 +42,42 @@ def staging_dir(target: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     staging.chmod(_umask_mode(0o777))
     return staging
+
+
+@contextmanager
+def staged_dir(target: Path, *, overwrite: bool = False, exists_message: str = "") -> Iterator[Path]:
+    """Fill a folder out of sight, then put it in place of ``target`` whole.
+
+    Yields a :func:`staging_dir` beside ``target``; when the block ends without error the staging folder is
+    renamed to ``target`` (an existing ``target`` is moved aside first and deleted after), so readers see the
+    old folder or the new one, never a mix. On any error, or if ``target`` exists and ``overwrite`` is false,
+    the staging folder is removed and ``target`` is left as it was.
+
+    Args:
+        target: The folder to create or replace; its parent must exist.
+        overwrite: Replace an existing ``target``.
+        exists_message: The :class:`~probfusion.errors.RunExistsError` message when ``target`` exists and
+            ``overwrite`` is false.
+
+    Raises:
+        RunExistsError: If ``target`` exists and ``overwrite`` is false.
+    """
+    target = Path(target)
+    staging = staging_dir(target)
+    try:
+        yield staging
+        trash = None
+        if target.exists():
+            if not overwrite:
+                raise RunExistsError(exists_message or f"{target} already exists; pass --overwrite to replace it.")
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+        os.replace(staging, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

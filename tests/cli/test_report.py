@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from probfusion.api import fit
 from probfusion.cli.main import cli
 from probfusion.config import BayesConfig, DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
+from tests.diagnostics.helpers import repaired_run
 from tests.helpers import write_interaction_npz
 
 
@@ -28,6 +29,7 @@ def root(tmp_path_factory):
     data = str(write_interaction_npz(root / "d.npz", n=160))
     fit(_config(data), root / "runs" / "ard")
     fit(_config(data, model="tfn", prior="none"), root / "runs" / "tfn")
+    fit(_config(data, prior="gaussian"), root / "runs" / "gaussian")
     return root
 
 
@@ -93,3 +95,50 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(root, tmp_path, make, arg
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert (sorted(os.listdir(target)) if target.exists() else None) == before
+
+
+def _assert_one_line_usage_error(result, message):
+    """Click's usage header, then the error on one line: no traceback, nothing on stdout."""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error:"), result.stderr
+    assert message in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_quiet_report_on_a_gaussian_prior_run_prints_nothing_on_stderr(root, tmp_path):
+    """Fixed precisions are constant over draws; no ArviZ "single value" warning may reach the user."""
+    run = shutil.copytree(root / "runs" / "gaussian", tmp_path / "gaussian")
+    result = _invoke([str(run), "--draws", "40", "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.strip() == str(run / "report")
+
+
+def test_compare_runs_with_the_same_folder_name_are_all_kept(root, tmp_path):
+    run = shutil.copytree(root / "runs" / "ard", tmp_path / "main")
+    first = shutil.copytree(root / "runs" / "ard", tmp_path / "a" / "ard")
+    second = shutil.copytree(root / "runs" / "ard", tmp_path / "b" / "ard")
+    result = _invoke([str(run), "--draws", "40", "-q", "--compare", str(first), "--compare", str(second)])
+    assert result.exit_code == 0, result.stderr
+    names = [line.split(",")[0] for line in (run / "report" / "compare.csv").read_text().splitlines()[1:]]
+    assert sorted(names) == sorted(["main", str(first.resolve()), str(second.resolve())])  # not one "ard"
+
+
+def test_a_run_given_twice_is_a_one_line_error(root, tmp_path):
+    run = shutil.copytree(root / "runs" / "ard", tmp_path / "ard")
+    other = shutil.copytree(root / "runs" / "ard", tmp_path / "other")
+    result = _invoke([str(run), "--compare", str(other), "--compare", str(tmp_path / "." / "other")])
+    assert result.exit_code == 2
+    _assert_one_line_usage_error(result, "is given twice")
+    assert not (run / "report").exists()
+
+
+def test_compare_refuses_runs_with_the_same_labels_but_other_inputs(root, tmp_path):
+    run = shutil.copytree(root / "runs" / "ard", tmp_path / "ard")
+    other = repaired_run(root / "runs" / "ard", tmp_path / "repaired")
+    result = _invoke([str(run), "--draws", "40", "--compare", str(other)])
+    assert result.exit_code == 2
+    _assert_one_line_usage_error(result, "different training rows")
+    assert not (run / "report").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

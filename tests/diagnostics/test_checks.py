@@ -1,5 +1,6 @@
 """R-hat/ESS summary, the variational Pareto-k (its densities against Pyro's), PSIS-LOO and LOO comparison."""
 
+import numpy as np
 import pyro
 import pyro.poutine as poutine
 import pytest
@@ -7,9 +8,12 @@ import torch
 
 from probfusion.api import load_run
 from probfusion.diagnostics import compare_runs, convergence_summary, loo_check, posterior, variational_pareto_k
-from probfusion.diagnostics.checks import _log_guide, _log_joint, pareto_k_threshold
+from probfusion.diagnostics._arviz import az
+from probfusion.diagnostics.checks import _log_guide, _log_joint, pareto_k_threshold, training_fingerprint
+from probfusion.diagnostics.inference_data import build_inference_data
 from probfusion.diagnostics.posterior import split_latents
 from probfusion.errors import ConfigError
+from tests.diagnostics.helpers import repaired_run
 
 
 def test_log_joint_equals_pyros_trace_of_the_model(runs):
@@ -52,13 +56,48 @@ def test_variational_pareto_k_spells_out_its_conclusion(runs, nuts_run):
         variational_pareto_k(nuts_run)
 
 
+def _invariant_idata(values: np.ndarray) -> az.InferenceData:
+    """InferenceData with the label-invariant variables; ``values`` `(chain, draw, 2)` feed sorted_precision."""
+    chains, draws, _ = values.shape
+    rng = np.random.default_rng(9)
+    return build_inference_data(
+        {
+            "sorted_precision": values,
+            "sorted_variance_share": rng.dirichlet([2.0, 1.0], size=(chains, draws)),
+            "effective_rank": np.full((chains, draws), 2),  # constant: left out of R-hat, as documented
+            "bias": rng.normal(size=(chains, draws, 2)),
+        },
+        dims={"sorted_precision": ["rank_order"], "sorted_variance_share": ["rank_order"], "bias": ["output"]},
+        coords={"rank_order": [0, 1], "output": [0, 1]},
+    )
+
+
+def test_convergence_summary_passes_mixed_chains_and_fails_stuck_ones():
+    rng = np.random.default_rng(0)
+    mixed = rng.normal(size=(4, 500, 2))
+    table, out = convergence_summary(_invariant_idata(mixed))
+    assert out["chains"] == 4
+    assert out["draws"] == 500
+    assert out["max_r_hat"] <= 1.01
+    assert out["min_ess_bulk"] >= 400
+    assert out["min_ess_tail"] >= 400
+    assert out["passed"] is True
+    assert "converged" in out["conclusion"]
+    assert "NOT" not in out["conclusion"]
+    stuck = mixed + np.array([0.0, 0.0, 3.0, 3.0])[:, None, None]  # two chains stuck in another mode
+    table, out = convergence_summary(_invariant_idata(stuck))
+    assert out["max_r_hat"] > 1.01
+    assert float(table.loc["sorted_precision[0]", "r_hat"]) > 1.5
+    assert out["passed"] is False
+    assert "NOT converged" in out["conclusion"]
+
+
 def test_convergence_summary_reports_rhat_and_ess_for_chains_only(runs, nuts_run):
     table, out = convergence_summary(posterior(nuts_run))
     assert {"r_hat", "ess_bulk", "ess_tail"} <= set(table.columns)
     assert any(i.startswith("sorted_precision") for i in table.index)
     assert not any(i.startswith("factor") for i in table.index)  # raw sites are label-dependent
     assert out["chains"] == 2
-    assert isinstance(out["passed"], bool)
     assert "R-hat" in out["conclusion"]
     table, out = convergence_summary(posterior(runs["svi"], num_draws=30))
     assert "r_hat" not in table.columns
@@ -79,3 +118,15 @@ def test_loo_and_comparison(runs):
     table = compare_runs({"a": runs["svi"], "b": load_run(runs["svi"])}, num_draws=30, seed=0)
     assert set(table.index) == {"a", "b"}
     assert table["weight"].sum() == pytest.approx(1.0)
+    given = compare_runs({"a": runs["svi"], "b": runs["svi"]}, posteriors={"a": idata}, num_draws=30, seed=0)
+    assert given.loc["a", "elpd_loo"] == pytest.approx(out["elpd_loo"])  # the given posterior is used as is
+
+
+def test_comparison_refuses_runs_with_the_same_labels_but_other_inputs(runs, tmp_path):
+    other = repaired_run(runs["svi"], tmp_path / "svi-repaired")
+    first, second = load_run(runs["svi"]).splits()[0], load_run(other).splits()[0]
+    assert np.array_equal(first.labels, second.labels)  # what the old, label-only check compared
+    assert not np.array_equal(first.views["b"], second.views["b"])
+    assert training_fingerprint(load_run(runs["svi"])) != training_fingerprint(load_run(other))
+    with pytest.raises(ConfigError, match="different training rows"):
+        compare_runs({"a": runs["svi"], "b": other}, num_draws=30)

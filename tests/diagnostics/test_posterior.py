@@ -8,14 +8,19 @@ import torch
 
 from probfusion.api import load_run
 from probfusion.diagnostics import (
+    ablation_from_draws,
     component_ablation,
     component_attributions,
+    components,
     draw_posterior,
     effective_rank_posterior,
     evaluation_table,
     posterior,
 )
+from probfusion.diagnostics.components import attribution_from_posterior, reference_rows
+from probfusion.diagnostics.posterior import draws_from_posterior, effective_rank_from_posterior
 from probfusion.errors import CheckpointError, ConfigError
+from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE
 
 
 def test_svi_posterior_has_the_documented_groups_dims_and_shapes(runs):
@@ -88,10 +93,59 @@ def test_runs_without_rank_components_are_a_clear_error(runs):
 def test_bayesian_ablation_shares_match_the_attribution_component_shares(runs):
     run = load_run(runs["svi"])
     attribution = component_attributions(run, num_draws=30, seed=2)
+    shares = attribution.component_share.mean(0)
+    # On the same rows, the removal's logit-variance share IS the component share (see attribution's docstring).
+    draws = draw_posterior(run, num_draws=30, seed=2).flat()
+    same_rows = ablation_from_draws(list(run.model.reference_latents), draws)
+    torch.testing.assert_close(same_rows.logit_variance_share, shares, rtol=0, atol=1e-6)
+    # On the training split (the reference rows are a resample of it) they agree up to resampling noise.
     ablation = component_ablation(run, split="train", num_draws=30, seed=2)
     assert ablation.logit_variance_share.sum() == pytest.approx(1.0)
-    # Shares are read on different rows (reference latents vs the split), so they agree in order, not exactly.
-    assert int(ablation.logit_variance_share.argmax()) == int(attribution.component_share.mean(0).argmax())
+    torch.testing.assert_close(ablation.logit_variance_share, shares, rtol=0, atol=0.02)
+
+
+def test_deterministic_reference_rows_are_a_seeded_sample_of_every_class(runs, monkeypatch):
+    """Training rows sorted by class (as av-digits' are): the reference rows must not be the first classes only."""
+    run = load_run(runs["det"])
+    labels = torch.arange(10).repeat_interleave(120)  # 1200 rows, class-sorted
+    row = torch.arange(1200.0)  # the first latent coordinate names the row, so the spy can see which were used
+    latents = [torch.stack([row, torch.randn(1200), labels.float()], -1), torch.randn(1200, 3)]
+    monkeypatch.setattr(components, "split_latents", lambda run, split: (latents, labels))
+    seen = []
+    original = components.attribution_from_lmf
+
+    def spy(reference, fusion, modalities):
+        seen.append(reference[0][:, 0].long())
+        return original(reference, fusion, modalities)
+
+    monkeypatch.setattr(components, "attribution_from_lmf", spy)
+    component_attributions(run, seed=0)
+    component_attributions(run, seed=0)
+    component_attributions(run, seed=1)
+    assert len(seen[0]) == REFERENCE_SIZE
+    assert len(set(seen[0].tolist())) == len(seen[0])  # without replacement
+    counts = torch.bincount(labels[seen[0]], minlength=10)
+    assert bool((counts >= 30).all()), counts  # 51.2 expected per class; the first 512 rows hold classes 0-4 only
+    assert torch.equal(seen[0], seen[1])  # seeded
+    assert not torch.equal(seen[0], seen[2])
+    assert torch.equal(reference_rows(100, seed=3).sort().values, torch.arange(100))  # fewer rows: all of them
+
+
+def test_report_readouts_from_one_posterior_equal_the_standalone_ones(runs):
+    run = load_run(runs["svi"])
+    idata = posterior(run, num_draws=40, seed=5)
+    draws = draws_from_posterior(idata)
+    direct = draw_posterior(run, num_draws=40, seed=5)
+    assert draws.modalities == direct.modalities
+    for name, value in direct.sites.items():
+        assert torch.equal(draws.sites[name], value), name
+    assert effective_rank_from_posterior(idata) == effective_rank_posterior(run, num_draws=40, seed=5)
+    stored, fresh = attribution_from_posterior(idata), component_attributions(run, num_draws=40, seed=5)
+    assert torch.equal(stored.component_share, fresh.component_share)
+    assert torch.equal(stored.modality_share, fresh.modality_share)
+    assert stored.rows() == fresh.rows()
+    given = component_ablation(run, draws=draws).rows()
+    assert given == component_ablation(run, num_draws=40, seed=5).rows()
 
 
 def test_evaluation_table_reads_every_evaluation(tmp_path):

@@ -1,13 +1,29 @@
 """The RUN/report folder: written whole, refuses to overwrite silently, works for deterministic LMF."""
 
+import importlib
 import json
 import shutil
 
+import pandas as pd
 import pytest
 
-from probfusion.diagnostics import attribution_map, component_attributions, forest_plot, posterior, trace_plot
+from probfusion.diagnostics import (
+    attribution_map,
+    component_ablation,
+    component_attributions,
+    effective_rank_posterior,
+    forest_plot,
+    posterior,
+    trace_plot,
+    variational_pareto_k,
+)
+from probfusion.diagnostics.plots import _invariant_view, _varying
 from probfusion.diagnostics.report import write_report
 from probfusion.errors import ConfigError, RunExistsError
+
+posterior_module = importlib.import_module("probfusion.diagnostics.posterior")  # the package re-exports a function
+checks_module = importlib.import_module("probfusion.diagnostics.checks")
+components_module = importlib.import_module("probfusion.diagnostics.components")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -17,6 +33,47 @@ def test_figures_are_png(runs, nuts_run):
     for png in (trace_plot(idata), forest_plot(idata), attribution_map(component_attributions(nuts_run))):
         assert png.startswith(PNG)
         assert len(png) > 5000
+
+
+def test_trace_plot_leaves_out_constant_quantities_without_a_warning(runs):
+    """A Gaussian rank prior fixes the precisions: ArviZ's KDE would warn "single value" (an error under pytest)."""
+    idata = posterior(runs["svi"], num_draws=40, log_likelihood_split=None)
+    idata.posterior["sorted_precision"][:] = 1.0
+    idata.posterior["sorted_variance_share"][..., -1] = 0.0  # a pruned share of exactly 0
+    view, constant = _varying(_invariant_view(idata))
+    assert constant == ["log10_sorted_precision"]
+    assert view.sizes["rank_order"] == idata.posterior.sizes["rank_order"] - 1
+    assert trace_plot(idata).startswith(PNG)
+    idata.posterior["sorted_variance_share"][:] = 0.5
+    idata.posterior["effective_rank"][:] = 2
+    assert trace_plot(idata).startswith(PNG)  # nothing varies: a note instead of an empty grid
+
+
+def test_report_draws_once_and_matches_the_standalone_readouts(runs, tmp_path, monkeypatch):
+    run = shutil.copytree(runs["svi"], tmp_path / "svi")
+    calls = []
+    original = posterior_module.draw_posterior
+    for module in (posterior_module, checks_module, components_module):  # every module that draws
+        monkeypatch.setattr(module, "draw_posterior", lambda *a, **k: calls.append(1) or original(*a, **k))
+    report = write_report(run, num_draws=40, seed=3)
+    assert len(calls) == 1
+    monkeypatch.undo()
+    rank = effective_rank_posterior(run, num_draws=40, seed=3)
+    assert report.checks["effective_rank"] == rank
+    assert report.checks["variational_pareto_k"] == variational_pareto_k(run, num_draws=40, seed=3)
+    components = pd.read_csv(report.path / "components.csv")
+    expected = pd.DataFrame(component_attributions(run, num_draws=40, seed=3).rows())
+    pd.testing.assert_frame_equal(components, expected, check_exact=False, rtol=1e-12)
+    ablation = pd.read_csv(report.path / "ablation.csv")
+    expected = pd.DataFrame(component_ablation(run, split="test", num_draws=40, seed=3).rows())
+    pd.testing.assert_frame_equal(ablation, expected, check_exact=False, rtol=1e-12)
+
+
+def test_a_compare_name_equal_to_the_run_is_refused(runs, tmp_path):
+    run = shutil.copytree(runs["svi"], tmp_path / "svi")
+    with pytest.raises(ConfigError, match="named 'svi', like the reported run"):
+        write_report(run, num_draws=40, compare={"svi": runs["svi-seed1"]})
+    assert not (run / "report").exists()
 
 
 def test_bayesian_report_writes_every_file(runs, tmp_path):
