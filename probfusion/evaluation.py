@@ -20,14 +20,12 @@ an existing evaluation is replaced only with ``overwrite=True``.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from probfusion.config import EvaluationConfig
@@ -52,8 +50,10 @@ from probfusion.robustness import (
     gaussian_noise,
     marginal_missing_probabilities,
     missing_modality,
+    monotone_check,
     run_attack,
     sample_logits,
+    strength_check,
 )
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
 from probfusion.runs.run_dir import RunDirectory
@@ -288,14 +288,7 @@ def _curves(rows: list[dict[str, Any]], metric: str, clean: dict[str, Any]) -> d
 
 
 def _monotone(rows: list[dict[str, Any]], clean: dict[str, Any], tol: float) -> dict[str, Any]:
-    rises = {key: max(np.diff(y), default=0.0) for key, (_x, y) in _curves(rows, "accuracy", clean).items()}
-    worst = max(rises.values(), default=0.0)
-    return {
-        "passed": bool(worst <= tol),
-        "max_rise": float(worst),
-        "tolerance": tol,
-        "detail": f"accuracy never rises with budget or severity (largest rise {worst:+.4f}, tolerance {tol:.4f})",
-    }
+    return monotone_check({key: y for key, (_x, y) in _curves(rows, "accuracy", clean).items()}, tol)
 
 
 def _at_least_as_strong(
@@ -306,26 +299,9 @@ def _at_least_as_strong(
     name: str,
     tol: float,
 ) -> dict[str, Any]:
-    """Check that the attack leaves no higher accuracy than ``weaker`` on any (modality set, eps).
-
-    Both attacks are random (starts, posterior draws), so on each cell the excess accuracy may reach ``tol`` or two
-    standard errors of the paired per-row difference, whichever is larger: a stronger attack can lose a handful
-    of rows to chance, but not significantly.
-    """
-    other = {(label, eps): work.correct_under(weaker, eps, mods) for label, mods, eps in grid}
-    excess, allowed = {}, {}
-    for key, weak in other.items():
-        diff = attacked[key].double() - weak.double()  # (n,) in {-1, 0, 1}
-        excess[key] = float(diff.mean())
-        paired_se = float(diff.std(correction=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        allowed[key] = max(tol, 2.0 * paired_se)
-    worst = max(excess, key=lambda k: excess[k] - allowed[k])
-    return {
-        "passed": all(excess[k] <= allowed[k] for k in excess),
-        f"{weaker.value}_accuracy": {f"{k[0]}@{k[1]}": float(v.double().mean()) for k, v in other.items()},
-        "detail": f"{name} at least as strong as {weaker.value.upper()} (worst cell {worst[0]}@{worst[1]:g}: excess "
-        f"accuracy {excess[worst]:+.4f}, allowed {allowed[worst]:.4f} = max(tol, 2 paired SE))",
-    }
+    """Run the ``weaker`` attack on every cell of ``grid`` and check the evaluated one against it."""
+    weak = {(label, eps): work.correct_under(weaker, eps, mods) for label, mods, eps in grid}
+    return strength_check(attacked, weak, strong_name=name, weak_name=weaker.value, tol=tol)
 
 
 def _attack_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from probfusion.config import DataConfig, EvaluationConfig, RunConfig, TrainConf
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.evaluation import evaluate, latest_run
 from probfusion.inference.predictive import score_classifier
-from probfusion.options import AttackKind
+from probfusion.robustness import monotone_check, strength_check
 
 REQUIRED = ("attack", "modality", "eps", "accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi")
 FAST = {"steps": 2, "eps": (0.1, 0.3), "samples": 4}
@@ -155,28 +155,32 @@ def test_every_row_is_scored_under_the_same_posterior_draws(run, monkeypatch):
     assert not torch.allclose(whole, evaluation._predict(noisy, views, 6, seed=4), rtol=1e-3)
 
 
-def test_strength_check_allows_chance_but_not_a_significant_gap(run):
-    from probfusion.evaluation import _at_least_as_strong
-
+def test_strength_check_allows_chance_but_not_a_significant_gap():
     n = 400
-
-    class _Fixed:  # stands in for the evaluation: the weaker attack's per-row outcome is given
-        def __init__(self, weak):
-            self.weak = weak
-
-        def correct_under(self, *args, **kwargs):
-            return self.weak
-
-    grid = [("all", ("a",), 0.1)]
     weak = torch.zeros(n, dtype=torch.bool)
     weak[:200] = True
+
+    def check(strong):
+        return strength_check(
+            {("all", 0.1): strong}, {("all", 0.1): weak}, strong_name="PGD", weak_name="fgsm", tol=0.005
+        )
+
     one_way = weak.clone()
     one_way[200:206] = True  # 6 rows gained, none lost: +1.5 points, beyond 2 paired SE (1.2 points)
-    assert not _at_least_as_strong(_Fixed(weak), {("all", 0.1): one_way}, grid, AttackKind.FGSM, "PGD", 0.005)["passed"]
+    assert not check(one_way)["passed"]
     noisy = weak.clone()
     noisy[200:220] = True  # 20 rows gained ...
     noisy[:14] = False  # ... and 14 lost: +1.5 points, but 34 discordant rows make that chance
-    assert _at_least_as_strong(_Fixed(weak), {("all", 0.1): noisy}, grid, AttackKind.FGSM, "PGD", 0.005)["passed"]
-    tie = _at_least_as_strong(_Fixed(weak), {("all", 0.1): weak}, grid, AttackKind.FGSM, "PGD", 0.005)
+    assert check(noisy)["passed"]
+    tie = check(weak)
     assert tie["passed"]
-    assert "allowed 0.0050" in tie["detail"]
+    assert "allowed 0.0050" in tie["detail"]  # no discordant rows: the floor tolerance
+    assert tie["fgsm_accuracy"] == {"all@0.1": 0.5}
+
+
+def test_monotone_check_flags_a_rise_beyond_the_tolerance():
+    assert monotone_check({"all": [0.9, 0.8, 0.7]}, tol=0.005)["passed"]
+    assert monotone_check({"all": [0.9, 0.8, 0.804]}, tol=0.005)["passed"]
+    failed = monotone_check({"image": [0.9, 0.8, 0.7], "all": [0.9, 0.8, 0.82]}, tol=0.005)
+    assert not failed["passed"]
+    assert failed["max_rise"] == pytest.approx(0.02)

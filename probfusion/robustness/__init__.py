@@ -6,6 +6,7 @@ training statistics, so eps is a radius in standardised space.
 
 from probfusion.robustness.attacks import AttackResult, attack_loss, fgsm, pgd, run_attack, sample_logits
 from probfusion.robustness.budgets import NormKind, parse_budgets, project, random_start, steepest_ascent
+from probfusion.robustness.checks import monotone_check, strength_check
 from probfusion.robustness.shifts import (
     DROPOUT_RATES,
     NOISE_LEVELS,
@@ -28,6 +29,7 @@ __all__ = [
     "gaussian_noise",
     "marginal_missing_probabilities",
     "missing_modality",
+    "monotone_check",
     "parse_budgets",
     "pgd",
     "project",
@@ -35,4 +37,5 @@ __all__ = [
     "run_attack",
     "sample_logits",
     "steepest_ascent",
+    "strength_check",
 ]
