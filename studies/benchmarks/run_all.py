@@ -1,6 +1,6 @@
 """Run every benchmark, then write ``studies/results/benchmarks/benchmarks.json`` and ``table.md`` (the README's table).
 
-One command regenerates all performance numbers: ``python studies/benchmarks/run_all.py`` (about 8 minutes on
+One command regenerates all performance numbers: ``python studies/benchmarks/run_all.py`` (about 5 minutes on
 2 cores). Each benchmark runs as its own process (so one's memory and threads do not colour another's timings) and
 writes its own folder, ``studies/results/benchmarks/<name>/`` (``bayes_vs_det`` and ``mkl_solver_vs_reference``
 keep their older ``studies/results/<name>/``); this script then gathers their ``summary.json`` files into one
