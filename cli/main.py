@@ -1,20 +1,39 @@
-"""The ``probfusion`` command group; each command lives in its own module."""
+"""The ``probfusion`` command group; each command lives in its own module, imported only when it runs."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 
 import click
 
-from probfusion.cli.datasets import datasets
-from probfusion.cli.evaluate import evaluate
-from probfusion.cli.fit import fit
-from probfusion.cli.report import report
 from probfusion.errors import InputDataWarning
 
+# name -> "module:attribute". Importing a command pulls in its stack (matplotlib for evaluate, ArviZ for
+# report), so the group imports only the one that runs; `probfusion --help` imports them all for their help.
+_COMMANDS = {
+    "fit": "probfusion.cli.fit:fit",
+    "datasets": "probfusion.cli.datasets:datasets",
+    "evaluate": "probfusion.cli.evaluate:evaluate",
+    "report": "probfusion.cli.report:report",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use (click's documented lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            module, attribute = _COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="probfusion", prog_name="probfusion")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 def cli(verbose: int) -> None:
@@ -34,8 +53,3 @@ def cli(verbose: int) -> None:
     logger.addHandler(handler)
     warnings.simplefilter("always", InputDataWarning)
 
-
-cli.add_command(fit)
-cli.add_command(datasets)
-cli.add_command(evaluate)
-cli.add_command(report)

@@ -2,6 +2,8 @@
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -212,3 +214,13 @@ def test_fit_rank_prior_ard_writes_the_effective_rank(runner, tmp_path):
     assert len(metrics["components"]) == 4
     low, high = metrics["effective_rank_interval"]
     assert low <= metrics["effective_rank"] <= high
+
+
+def test_a_command_imports_only_its_own_stack():
+    # Subcommands load lazily: listing datasets must not pay for ArviZ (report) or matplotlib (evaluate).
+    code = (
+        "import sys; from probfusion.cli.main import cli; cli(['datasets', '--json'], standalone_mode=False); "
+        "print(sorted(m for m in ('arviz', 'matplotlib', 'cvxpy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
