@@ -142,7 +142,7 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     default=_FUSION.head.value,
     show_default=True,
     help="Classifier head after fusion: mlp (ReLU, then linear) or linear; '--model concat --head linear' is "
-    "additive late fusion.",
+    "additive late fusion. For Bayesian and gp-mkl runs: the head of the first stage, which trains the encoders.",
 )
 @click.option(
     "--fused-dim",
@@ -208,7 +208,7 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     help="Epochs without a better validation NLL before stopping.",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
+    "--batch-size", type=click.IntRange(min=2), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
 )
 @click.option(
     "--lr",
@@ -280,8 +280,9 @@ def fit(
         stored = RunDirectory(out)
         if not stored.is_run:
             raise CheckpointError(f"No run to resume at {out}; drop --resume to start a new run.")
+        flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}  # click names differ from the flags
         ignored = [
-            f"--{name.replace('_', '-')}"
+            flags[name]
             for name in ctx.params
             if name not in _RESUME_OPTIONS
             and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

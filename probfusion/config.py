@@ -247,8 +247,9 @@ class FusionConfig(_JSONConfig):
         fused_dim: Size h of the fused representation fed to the classifier head.
         rank_prior: Prior on the LMF rank factors: ``none`` (point estimates), ``gaussian`` or ``ard``.
         head: The classifier head of the deterministic model: ``mlp`` (ReLU then linear) or ``linear``. With
-            ``concat`` fusion, ``linear`` makes the logits additive in the modalities (late fusion). Runs stored
-            before this field existed load with the default.
+            ``concat`` fusion, ``linear`` makes the logits additive in the modalities (late fusion). For Bayesian
+            and ``gp-mkl`` runs it is the head of the deterministic first stage, which trains the encoders. Runs
+            stored before this field existed load with the default.
     """
 
     model: FusionKind = FusionKind.LMF
@@ -296,6 +297,8 @@ class TrainConfig(_JSONConfig):
             patience=self.patience,
         )
         _check_non_negative("TrainConfig", weight_decay=self.weight_decay)
+        if self.batch_size < 2:  # the jWAE's batch statistics (unbiased MMD, SWD) need two rows
+            raise ConfigError(f"TrainConfig.batch_size must be at least 2; got {self.batch_size}.")
 
 
 @dataclass(frozen=True)

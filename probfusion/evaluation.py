@@ -212,11 +212,11 @@ class _Work:
         # saw; every scoring uses the same draws (see _predict).
         self.attack_gen = torch.Generator().manual_seed(config.seed)
         self.score_seed = config.seed + 1_000_003
-        self.score_gen = torch.Generator().manual_seed(self.score_seed)
         self.progress, self.done, self.total = progress, 0, 1
         probe = {m: x[:2] for m, x in self.views.items()}
         with torch.no_grad():
-            self.stochastic = sample_logits(self.model, probe, 2, generator=self.score_gen).shape[0] > 1
+            draws = sample_logits(self.model, probe, 2, generator=torch.Generator().manual_seed(0))
+        self.stochastic = draws.shape[0] > 1
         self.rows: list[dict[str, Any]] = []
         self.extras: list[dict[str, torch.Tensor]] = []
         self.clean: dict[str, torch.Tensor] = {}
@@ -400,7 +400,7 @@ def _shift_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[st
                         modalities=mods,
                         donors=donors,
                         num_samples=cfg.samples,
-                        generator=work.score_gen,
+                        generator=torch.Generator().manual_seed(work.score_seed),  # the same draws as every row
                     ).double()
                     for i in range(0, len(work.labels), _BATCH // 4)
                 ],

@@ -182,3 +182,9 @@ def test_second_stage_runs_load_back_and_predict_what_fit_measured(tmp_path, sta
     # Reloaded weights and the seeded scoring reproduce the stored test metrics.
     again = fit(config, tmp_path / "again").metrics
     assert again["test"] == run.metrics["test"]
+
+
+def test_a_batch_of_one_row_is_a_config_error():
+    # The jWAE's unbiased MMD and SWD are batch statistics: a one-row minibatch has none.
+    with pytest.raises(ConfigError, match="batch_size must be at least 2"):
+        TrainConfig(batch_size=1)
