@@ -74,7 +74,7 @@ def sliced_wasserstein(
         source_sorted = (source @ projections).sort(dim=0).values
         target_sorted = (target @ projections).sort(dim=0).values
         return (source_sorted - target_sorted).pow(2).mean().sqrt()
-    import ot  # POT takes ~0.7 s to import; only unequal sample sizes need it.
+    import ot  # POT takes about a second to import; only unequal sample sizes need it.
 
     return ot.sliced_wasserstein_distance(source, target, projections=projections, p=2)
 
