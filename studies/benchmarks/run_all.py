@@ -154,6 +154,17 @@ def _rows(s: dict) -> list[list[str]]:
             f"ten-class {_verdict(mkl['ovr_cone_seconds_at_largest_n'] < 10)}",
         ]
     )
+    if "mkl_profile_at_largest_n" in gp:  # why the ten-class fit misses: where one binary solve spends its time
+        profile = gp["mkl_profile_at_largest_n"]
+        rows.append(
+            [
+                "MKL at the largest n",
+                "profile of one binary solve: total; conic solver (share)",
+                f"{profile['total_seconds']:.1f} s; {profile['solver_seconds']:.1f} s ({profile['solver_share']:.0%})",
+                "-",
+                "-",
+            ]
+        )
     for row in attack["rows"]:
         rows.append(
             [
