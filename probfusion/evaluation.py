@@ -48,6 +48,7 @@ from probfusion.robustness import (
     Imputation,
     feature_dropout,
     gaussian_noise,
+    is_stochastic,
     marginal_missing_probabilities,
     missing_modality,
     monotone_check,
@@ -213,10 +214,7 @@ class _Work:
         self.attack_gen = torch.Generator().manual_seed(config.seed)
         self.score_seed = config.seed + 1_000_003
         self.progress, self.done, self.total = progress, 0, 1
-        probe = {m: x[:2] for m, x in self.views.items()}
-        with torch.no_grad():
-            draws = sample_logits(self.model, probe, 2, generator=torch.Generator().manual_seed(0))
-        self.stochastic = draws.shape[0] > 1
+        self.stochastic = is_stochastic(self.model, self.views)
         self.rows: list[dict[str, Any]] = []
         self.extras: list[dict[str, torch.Tensor]] = []
         self.clean: dict[str, torch.Tensor] = {}

@@ -4,7 +4,15 @@ Budgets are in units of each feature's training standard deviation: inputs are s
 training statistics, so eps is a radius in standardised space.
 """
 
-from probfusion.robustness.attacks import AttackResult, attack_loss, fgsm, pgd, run_attack, sample_logits
+from probfusion.robustness.attacks import (
+    AttackResult,
+    attack_loss,
+    fgsm,
+    is_stochastic,
+    pgd,
+    run_attack,
+    sample_logits,
+)
 from probfusion.robustness.budgets import NormKind, parse_budgets, project, random_start, steepest_ascent
 from probfusion.robustness.checks import monotone_check, strength_check
 from probfusion.robustness.shifts import (
@@ -27,6 +35,7 @@ __all__ = [
     "feature_dropout",
     "fgsm",
     "gaussian_noise",
+    "is_stochastic",
     "marginal_missing_probabilities",
     "missing_modality",
     "monotone_check",

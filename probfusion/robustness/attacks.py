@@ -50,7 +50,7 @@ from probfusion.robustness.budgets import NormKind, project, random_start, steep
 if TYPE_CHECKING:  # a runtime import would pull in probfusion.fusion and, through it, probfusion.config
     from probfusion.fusion.protocol import Predictor
 
-__all__ = ["AttackResult", "attack_loss", "fgsm", "pgd", "run_attack", "sample_logits"]
+__all__ = ["AttackResult", "attack_loss", "fgsm", "is_stochastic", "pgd", "run_attack", "sample_logits"]
 
 
 @functools.cache
@@ -76,6 +76,16 @@ def sample_logits(
     if generator is not None and _takes_generator(type(model)):
         return model.predictive_logits(views, num_samples, generator=generator)  # type: ignore[call-arg]
     return model.predictive_logits(views, num_samples)
+
+
+@torch.no_grad()
+def is_stochastic(model: Predictor, views: Mapping[str, Tensor]) -> bool:
+    """Whether ``model`` returns more than one posterior draw (probed on the first row of ``views``).
+
+    A throwaway generator is used, so the caller's random streams are untouched.
+    """
+    probe = {m: x[:1] for m, x in views.items()}
+    return sample_logits(model, probe, 2, generator=torch.Generator().manual_seed(0)).shape[0] > 1
 
 
 def attack_loss(logits: Tensor, labels: Tensor, *, mi_weight: float = 0.0) -> Tensor:
@@ -254,9 +264,7 @@ def pgd(
     else:
         delta = {m: torch.zeros_like(x) for m, x in attacked.items()}
     kwargs = {"samples": samples, "mi_weight": mi_weight, "generator": generator}
-    probe = {m: x[:1] for m, x in views.items()}
-    with torch.no_grad():
-        stochastic = sample_logits(model, probe, 2, generator=torch.Generator().manual_seed(0)).shape[0] > 1
+    stochastic = is_stochastic(model, views)
     select_seed = int(torch.randint(2**62, (1,), generator=generator)) if stochastic else 0
     select_kwargs = {"samples": selection_samples or max(samples, 16), "mi_weight": mi_weight}
     best_loss = torch.full((restarts * n,), -math.inf, dtype=views[modalities[0]].dtype, device=labels.device)
