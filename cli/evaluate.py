@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probfusion.api import fit as fit_run
 from probfusion.api import load_run, next_run_dir
-from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option
+from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option, trust_pickle_option
 from probfusion.config import EvaluationConfig, RunConfig
 from probfusion.evaluation import evaluate as evaluate_run
 from probfusion.evaluation import latest_run
@@ -160,6 +160,7 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     "--name", default=None, help="Folder under <run>/evaluations [default: the attack or shift, made unique]."
 )
 @click.option("--overwrite", is_flag=True, help="Replace the evaluation already named --name.")
+@trust_pickle_option
 @quiet_option
 @handle_errors
 def evaluate(
@@ -179,6 +180,7 @@ def evaluate(
     seed: int,
     name: str | None,
     overwrite: bool,
+    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Attack or shift a run's test set and score it; prints the evaluation folder's path.
@@ -202,7 +204,7 @@ def evaluate(
         seed=seed,
     )
     console = Console(stderr=True, quiet=quiet)
-    loaded = load_run(_resolve_run(run, console, quiet))
+    loaded = load_run(_resolve_run(run, console, quiet), trust_pickle=trust_pickle)
     with _bar(console, quiet, "evaluate", "units") as bar:
         task = bar.add_task("evaluate", total=None)
         report = evaluate_run(

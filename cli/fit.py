@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probfusion.api import fit as fit_run
-from probfusion.api import next_run_dir, read_run_config
-from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
+from probfusion.api import next_run_dir, resume_config
+from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option, trust_pickle_option
 from probfusion.config import (
     BayesConfig,
     DataConfig,
@@ -36,11 +36,12 @@ from probfusion.options import (
     RankPrior,
     SplitKind,
 )
+from probfusion.runs.fit_folder import resumable
 from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
 _BAYES, _GP = BayesConfig(), GPMKLConfig()
-_RESUME_OPTIONS = frozenset({"out", "resume", "quiet"})  # the only options --resume takes
+_RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
 
 
 # A Bayesian rank prior prunes from a generous maximum; the deterministic default rank 4 would cap it.
@@ -78,9 +79,7 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     help="Train/validation/test split.",
 )
 @click.option("--held-out-speaker", default=None, help="Test speaker for --split speaker (default: the dataset's).")
-@click.option(
-    "--trust-pickle", is_flag=True, help="Allow loading a pickle file. Pickles run code: only for files you trust."
-)
+@trust_pickle_option
 @click.option(
     "--model",
     type=enum_choice(FusionKind),
@@ -277,8 +276,7 @@ def fit(
     if resume:
         if out is None:
             raise click.UsageError("--resume needs --out: the folder of the run to continue.")
-        stored = RunDirectory(out)
-        if not stored.is_run:
+        if not RunDirectory(out).is_run and resumable(RunDirectory(out)) is None:
             raise CheckpointError(f"No run to resume at {out}; drop --resume to start a new run.")
         flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}  # click names differ from the flags
         ignored = [
@@ -291,7 +289,7 @@ def fit(
             raise click.UsageError(
                 f"--resume continues the run with its stored config; drop {', '.join(ignored)} or start a new run."
             )
-        config = read_run_config(out)
+        config = resume_config(out)
     else:
         config = RunConfig(
             data=DataConfig(
@@ -299,7 +297,6 @@ def fit(
                 modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None,
                 split=SplitKind(split),
                 held_out_speaker=held_out_speaker,
-                trust_pickle=trust_pickle,
             ),
             jwae=JWAEConfig(
                 latent_dim=latent_dim,
@@ -343,6 +340,7 @@ def fit(
             out,
             overwrite=overwrite,
             resume=resume,
+            trust_pickle=trust_pickle,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     test = run.metrics["test"]

@@ -29,6 +29,12 @@ seed_option = click.option(
     show_default=True,
     help="Seed of every random choice (split, initialisation, minibatches); recorded in config.json.",
 )
+trust_pickle_option = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow opening the data if it is a pickle. Pickles run code: only for files you trust. Never read from "
+    "a stored run: give it again to --resume, evaluate and report a run of pickled data.",
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 
 

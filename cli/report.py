@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from probfusion.cli.options import check_run_dir, handle_errors, quiet_option
+from probfusion.api import load_run
+from probfusion.cli.options import check_run_dir, handle_errors, quiet_option, trust_pickle_option
 from probfusion.diagnostics.posterior import DEFAULT_DRAWS
 from probfusion.diagnostics.report import write_report
 from probfusion.errors import CheckpointError, ConfigError
@@ -50,9 +51,18 @@ def _compare_labels(run: Path, compare: tuple[Path, ...]) -> dict[str, Path]:
     help="Another Bayesian run on the same training rows to rank by PSIS-LOO with this one; repeatable.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace RUN/report if it exists.")
+@trust_pickle_option
 @quiet_option
 @handle_errors
-def report(run: Path | None, draws: int, seed: int, compare: tuple[Path, ...], overwrite: bool, quiet: bool) -> None:
+def report(
+    run: Path | None,
+    draws: int,
+    seed: int,
+    compare: tuple[Path, ...],
+    overwrite: bool,
+    trust_pickle: bool,
+    quiet: bool,
+) -> None:
     """Diagnose a run's posterior and components; prints the report folder's path.
 
     RUN is a run directory; without it, the latest complete run under runs/ is used. Results go to
@@ -66,6 +76,8 @@ def report(run: Path | None, draws: int, seed: int, compare: tuple[Path, ...], o
             raise CheckpointError(f"No complete run under {_RUNS}/; give RUN or fit one with `probfusion fit`.")
         console.print(f"reporting on the latest run, {run}")
     others = _compare_labels(check_run_dir(run), compare)
-    result = write_report(run, num_draws=draws, seed=seed, compare=others or None, overwrite=overwrite)
+    loaded = {name: load_run(path, trust_pickle=trust_pickle) for name, path in others.items()}
+    reported = load_run(run, trust_pickle=trust_pickle)
+    result = write_report(reported, num_draws=draws, seed=seed, compare=loaded or None, overwrite=overwrite)
     console.print(result.text, markup=False, highlight=False, soft_wrap=True)
     click.echo(str(result.path))

@@ -10,12 +10,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import platform
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -26,10 +28,11 @@ import torch
 
 from probfusion.config import FusionConfig, RunConfig
 from probfusion.data.dataset import MultimodalDataset
-from probfusion.data.registry import load_dataset
-from probfusion.data.splits import split_dataset
+from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, split_fingerprint
+from probfusion.data.registry import load_dataset, registered_names
+from probfusion.data.splits import split_indices
 from probfusion.data.transforms import Standardizer
-from probfusion.errors import CheckpointError, ConfigError, ProbfusionError, RunExistsError
+from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
@@ -39,14 +42,35 @@ from probfusion.inference.training import TrainingState, train_classifier
 from probfusion.options import DeviceKind, FusionKind, KernelFeatures, RankPrior
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
+from probfusion.runs.fit_folder import begin_fit, discard, publish, resumable
+from probfusion.runs.lock import run_lock
+from probfusion.runs.manifest import verify_manifest, write_manifest
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
 from probfusion.seeding import make_generator
 
-__all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "read_run_config", "resolve_device"]
+__all__ = [
+    "LoadedRun",
+    "Run",
+    "fit",
+    "load_run",
+    "next_run_dir",
+    "read_run_config",
+    "resolve_device",
+    "resume_config",
+]
 
 logger = logging.getLogger("probfusion")
 
+# The files of a finished run that manifest.json fingerprints (train.log is a log, not a result).
+_MANIFEST_FILES = (
+    RunDirectory.CONFIG,
+    RunDirectory.WEIGHTS,
+    RunDirectory.CHECKPOINT,
+    RunDirectory.METRICS_JSON,
+    RunDirectory.METRICS_CSV,
+    RunDirectory.HISTORY_CSV,
+)
 _VERSIONED = ("probfusion", "torch", "pyro-ppl", "gpytorch", "cvxpy", "pot", "arviz", "numpy", "safetensors")
 
 
@@ -70,6 +94,9 @@ class LoadedRun:
             ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
+        trust_pickle: Whether the caller of :func:`load_run` allowed opening the run's data if it is a pickle
+            (never read from the run's files).
+        data_fingerprint: The SHA-256 of the data and split recorded at fit time (None for older runs).
     """
 
     path: Path
@@ -77,10 +104,23 @@ class LoadedRun:
     model: torch.nn.Module
     standardizer: Standardizer
     metrics: dict[str, Any]
+    trust_pickle: bool = False
+    data_fingerprint: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def _splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
+        *parts, fingerprint = _load_splits(self.config, trust_pickle=self.trust_pickle)
+        check_fingerprint(self.data_fingerprint, fingerprint, run=str(self.path), data=self.config.data.name)
+        return parts[0], parts[1], parts[2]
 
     def splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
-        """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed."""
-        return _load_splits(self.config)
+        """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed.
+
+        Raises:
+            InputDataError: If the data or its split is not the one the run was fitted on (SHA-256 check).
+            UntrustedFileError: If the data is a pickle and :func:`load_run` was not given ``trust_pickle``.
+        """
+        return self._splits
 
     def tensors(self, dataset: MultimodalDataset) -> TensorData:
         """Standardise ``dataset`` with the run's training statistics, on the model's device."""
@@ -110,18 +150,41 @@ def next_run_dir(root: Path | str, config: RunConfig) -> Path:
         stem += f"-r{config.fusion.rank}"
     root = Path(root)
     candidate, k = root / stem, 1
-    while candidate.exists():
+    while candidate.exists() or RunDirectory(candidate).partial.path.exists():
         k += 1
         candidate = root / f"{stem}-{k}"
     return candidate
 
 
-def _load_splits(config: RunConfig) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
-    dataset = load_dataset(config.data, seed=config.seed)
-    return split_dataset(dataset, config.data, config.seed)
+def _load_splits(
+    config: RunConfig, *, trust_pickle: bool
+) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset, dict[str, Any]]:
+    """(train, validation, test, fingerprint); the fingerprint holds the data's path and both SHA-256s."""
+    dataset = load_dataset(config.data, seed=config.seed, trust_pickle=trust_pickle)
+    parts = split_indices(dataset, config.data, config.seed)
+    fingerprint = {
+        "name": config.data.name,
+        "path": None if _is_registered(config.data.name) else config.data.name,
+        "sha256": dataset_fingerprint(dataset),
+        "split_sha256": split_fingerprint((parts.train, parts.val, parts.test)),
+        "num_samples": dataset.num_samples,
+    }
+    return dataset.subset(parts.train), dataset.subset(parts.val), dataset.subset(parts.test), fingerprint
 
 
-def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
+def _is_registered(name: str) -> bool:
+    return name.strip().lower() in registered_names()
+
+
+def _with_absolute_data_path(config: RunConfig) -> RunConfig:
+    """``config`` with a data path made absolute, so the run reads the same file from any working directory."""
+    if _is_registered(config.data.name):
+        return config
+    absolute = str(Path(config.data.name).expanduser().resolve())
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, name=absolute))
+
+
+def _provenance(dims: dict[str, int], num_classes: int, data: dict[str, Any]) -> dict[str, Any]:
     versions = {}
     for name in _VERSIONED:
         try:
@@ -148,6 +211,7 @@ def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
         "git_sha": sha,
         "input_dims": dims,
         "num_classes": num_classes,
+        "data": data,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -260,17 +324,119 @@ def read_run_config(path: Path | str) -> RunConfig:
         raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}); re-run fit.") from None
 
 
-def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
-    stored = read_run_config(run.path)
+def _stored_fingerprint(run: RunDirectory) -> dict[str, Any] | None:
+    """The data fingerprint in a run's ``config.json`` (None for runs older than fingerprints)."""
+    provenance = run.read_json(run.CONFIG).get("provenance")
+    data = provenance.get("data") if isinstance(provenance, dict) else None
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("sha256", "split_sha256")):
+        raise CheckpointError(f"{run.file(run.CONFIG)} has a malformed data fingerprint; re-run fit.")
+    return data
+
+
+def resume_config(out: Path | str) -> RunConfig:
+    """The stored config of the unfinished run that ``fit(..., resume=True)`` into ``out`` would continue.
+
+    Raises:
+        CheckpointError: If there is no unfinished run for ``out``, or its config is unreadable.
+    """
+    target = RunDirectory(Path(out))
+    source = resumable(target)
+    if source is None:
+        if target.is_complete:
+            raise CheckpointError(f"{target.path} is already complete; nothing to resume.")
+        raise CheckpointError(f"No run to resume at {target.path}; drop --resume to start a new run.")
+    return read_run_config(source.path)
+
+
+def _check_resumable(work: RunDirectory, config: RunConfig, fingerprint: dict[str, Any]) -> None:
+    stored = _with_absolute_data_path(read_run_config(work.path))
     if stored != config:
         a, b = stored.to_dict(), config.to_dict()
         changed = sorted(k for k in a if a[k] != b[k])
         raise CheckpointError(
-            f"Cannot resume {run.path}: its config differs in {changed}; resume with the stored config "
+            f"Cannot resume {work.path}: its config differs in {changed}; resume with the stored config "
             "(omit the other options) or start a new run."
         )
-    if run.is_complete:
-        raise CheckpointError(f"{run.path} is already complete; nothing to resume.")
+    check_fingerprint(_stored_fingerprint(work), fingerprint, run=str(work.path), data=config.data.name)
+
+
+@contextmanager
+def _run_log(work: RunDirectory) -> Iterator[None]:
+    """Copy the ``probfusion`` log to ``train.log`` inside ``work`` for the block."""
+    handler = logging.FileHandler(work.file(work.LOG), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    previous_level = logger.level
+    # INFO must reach train.log even when the caller (a script, a notebook) never configured logging.
+    logger.setLevel(logging.INFO if logger.getEffectiveLevel() > logging.INFO else logger.level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous_level)
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _train_into(
+    work: RunDirectory,
+    config: RunConfig,
+    model: MultimodalClassifier,
+    tensors: dict[str, TensorData],
+    standardizer: Standardizer,
+    *,
+    progress: Callable[[int, int], None] | None,
+    on_epoch_end: Callable[[TrainingState], None] | None,
+) -> dict[str, Any]:
+    """Train (or continue training) ``model`` in the staging folder ``work`` and write every file of the run."""
+    dims, num_classes = {m: int(mean.shape[0]) for m, mean in standardizer.mean.items()}, model.num_classes
+    state = load_training_state(work, model) if work.file(work.CHECKPOINT).is_file() else None
+
+    def checkpoint(current: TrainingState) -> None:
+        save_training_state(work, model, current)
+        if on_epoch_end is not None:
+            on_epoch_end(current)
+
+    logger.info("%s %s: %s", "resuming" if state else "fitting", work.path, config.to_dict())
+    result = train_classifier(
+        model,
+        tensors["train"],
+        tensors["val"],
+        config.train,
+        seed=config.seed,
+        state=state,
+        on_epoch_end=checkpoint,
+        progress=progress,
+    )
+    final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
+    metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}
+    metrics.update(
+        fusion_parameters=final.fusion_parameter_count(),
+        total_parameters=final.parameter_count(),
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        stopped_early=result.stopped_early,
+        train_seconds=sum(r.seconds for r in result.history),
+        dataset=config.data.name,
+        modalities=list(dims),
+        model=config.fusion.model.value,
+        rank=config.fusion.rank,
+        rank_prior=config.fusion.rank_prior.value,
+        posterior_samples=num_samples,
+        **extra,
+    )
+    weights = {f"model.{k}": v for k, v in final.state_dict().items()}
+    weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
+    meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
+    write_tensors(work.file(work.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
+    atomic_write_csv(work.file(work.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
+    atomic_write_csv(
+        work.file(work.METRICS_CSV), [{"split": name, **metrics[name]} for name in ("train", "val", "test")]
+    )
+    atomic_write_json(work.file(work.METRICS_JSON), metrics)
+    logger.info("test accuracy %.4f nll %.4f", metrics["test"]["accuracy"], metrics["test"]["nll"])
+    return metrics
 
 
 def fit(
@@ -279,18 +445,25 @@ def fit(
     *,
     overwrite: bool = False,
     resume: bool = False,
+    trust_pickle: bool = False,
     progress: Callable[[int, int], None] | None = None,
     on_epoch_end: Callable[[TrainingState], None] | None = None,
 ) -> Run:
     """Fit a model as ``config`` says and write the run directory ``out``.
 
-    Data and options are checked before anything is written: a bad input leaves ``out`` untouched.
+    Data and options are checked before anything is written. The run is built in a staging folder beside
+    ``out`` and renamed to ``out`` only when complete (:mod:`probfusion.runs.fit_folder`): a failed fit leaves
+    ``out`` as it was, a killed or interrupted one can be resumed, and ``overwrite`` replaces the old run only
+    at that final rename. An exclusive lock on ``out`` (:mod:`probfusion.runs.lock`) refuses a second writer.
 
     Args:
-        config: The run's configuration.
+        config: The run's configuration. A data path in it is stored as an absolute path.
         out: The run directory to create (or to resume).
-        overwrite: Replace a run already in ``out``.
-        resume: Continue the unfinished run in ``out`` (its stored config must equal ``config``).
+        overwrite: Replace a run already in ``out`` (or discard an interrupted fit of it).
+        resume: Continue the unfinished run of ``out`` (its stored config must equal ``config``, and the data
+            must be the data it was fitted on).
+        trust_pickle: Allow opening the data if it is a pickle (which can run code). Only this argument grants
+            it; nothing stored in a run does.
         progress: Called with ``(epochs done, epochs total)`` after every epoch.
         on_epoch_end: Called with the training state after every epoch, after the checkpoint is written.
 
@@ -298,109 +471,72 @@ def fit(
         The finished run.
 
     Raises:
-        ProbfusionError: On bad data, options, an existing run, or a checkpoint that cannot be resumed.
+        ProbfusionError: On bad data, options, an existing run, a locked run folder, or a checkpoint or data
+            that cannot be resumed.
     """
     if overwrite and resume:
         raise ConfigError("--overwrite and --resume exclude each other; pick one.")
+    config = _with_absolute_data_path(config)
     device = resolve_device(config.device)
-    train_set, val_set, test_set = _load_splits(config)
-    run = RunDirectory(Path(out))
+    target = RunDirectory(Path(out))
     if resume:
-        if not run.is_run:
-            raise CheckpointError(f"No run to resume at {run.path}; drop --resume to start a new run.")
-        _check_resumable(run, config)
-    # Everything that can fail on bad data or options happens before the folder is touched.
-    standardizer = Standardizer.fit(train_set.views)
-    dims = train_set.dims
-    num_classes = int(train_set.num_classes or 0)
+        resume_config(target.path)  # nothing to resume: say so before the data is loaded
+    *parts, fingerprint = _load_splits(config, trust_pickle=trust_pickle)
+    standardizer = Standardizer.fit(parts[0].views)
+    dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
     model = _build_model(config, dims, num_classes).to(device)
-    try:
-        run.prepare(overwrite=overwrite, resume=resume)
-    except OSError as error:
-        if isinstance(error, ProbfusionError):
+    with run_lock(target.path):
+        work = begin_fit(target, overwrite=overwrite, resume=resume)
+        try:
+            if resume:
+                _check_resumable(work, config, fingerprint)
+            else:
+                provenance = _provenance(dims, num_classes, fingerprint)
+                atomic_write_json(work.file(work.CONFIG), {"config": config.to_dict(), "provenance": provenance})
+            if work.is_complete:  # a fit killed between its last write and the final rename
+                metrics = work.read_json(work.METRICS_JSON)
+            else:
+                tensors = {
+                    name: TensorData.from_dataset(part, standardizer, device)
+                    for name, part in zip(("train", "val", "test"), parts, strict=True)
+                }
+                with _run_log(work):
+                    metrics = _train_into(
+                        work, config, model, tensors, standardizer, progress=progress, on_epoch_end=on_epoch_end
+                    )
+            write_manifest(work.path, _MANIFEST_FILES)
+            publish(work, target)
+        except KeyboardInterrupt:
+            raise  # the staging folder stays: --resume continues it
+        except BaseException:
+            if not resume:  # a resumed fit keeps the state it started from
+                discard(work)
             raise
-        raise RunExistsError(
-            f"Cannot create the run folder {run.path} ({error.strerror}); choose another --out."
-        ) from None
-    if not resume:
-        atomic_write_json(
-            run.file(run.CONFIG), {"config": config.to_dict(), "provenance": _provenance(dims, num_classes)}
-        )
-    state = load_training_state(run, model) if resume else None
-
-    handler = logging.FileHandler(run.file(run.LOG), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    previous_level = logger.level
-    # INFO must reach train.log even when the caller (a script, a notebook) never configured logging.
-    logger.setLevel(logging.INFO if logger.getEffectiveLevel() > logging.INFO else logger.level)
-    try:
-        logger.info("%s %s: %s", "resuming" if resume else "fitting", run.path, config.to_dict())
-        tensors = {
-            name: TensorData.from_dataset(part, standardizer, device)
-            for name, part in (("train", train_set), ("val", val_set), ("test", test_set))
-        }
-
-        def checkpoint(current: TrainingState) -> None:
-            save_training_state(run, model, current)
-            if on_epoch_end is not None:
-                on_epoch_end(current)
-
-        result = train_classifier(
-            model,
-            tensors["train"],
-            tensors["val"],
-            config.train,
-            seed=config.seed,
-            state=state,
-            on_epoch_end=checkpoint,
-            progress=progress,
-        )
-        final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
-        metrics: dict[str, Any] = {
-            name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()
-        }
-        metrics.update(
-            fusion_parameters=final.fusion_parameter_count(),
-            total_parameters=final.parameter_count(),
-            best_epoch=result.best_epoch,
-            epochs_run=len(result.history),
-            stopped_early=result.stopped_early,
-            train_seconds=sum(r.seconds for r in result.history),
-            dataset=config.data.name,
-            modalities=list(dims),
-            model=config.fusion.model.value,
-            rank=config.fusion.rank,
-            rank_prior=config.fusion.rank_prior.value,
-            posterior_samples=num_samples,
-            **extra,
-        )
-        weights = {f"model.{k}": v for k, v in final.state_dict().items()}
-        weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
-        meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
-        write_tensors(run.file(run.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
-        atomic_write_csv(run.file(run.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
-        atomic_write_csv(
-            run.file(run.METRICS_CSV),
-            [{"split": name, **metrics[name]} for name in ("train", "val", "test")],
-        )
-        # metrics.json last: its presence marks the run complete.
-        atomic_write_json(run.file(run.METRICS_JSON), metrics)
-        logger.info("test accuracy %.4f nll %.4f", metrics["test"]["accuracy"], metrics["test"]["nll"])
-    finally:
-        logger.setLevel(previous_level)
-        logger.removeHandler(handler)
-        handler.close()
-    return Run(path=run.path, config=config, metrics=metrics)
+    return Run(path=target.path, config=config, metrics=metrics)
 
 
-def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> LoadedRun:
+def load_run(
+    path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU, trust_pickle: bool = False
+) -> LoadedRun:
     """Load a finished run: config, model with its weights, standardisation and metrics.
 
+    Every file listed in the run's ``manifest.json`` is checked against its SHA-256 first.
+
+    Args:
+        path: The run folder.
+        device: Where to put the model.
+        trust_pickle: Allow :meth:`LoadedRun.splits` to open the run's data if it is a pickle (which can run
+            code). Only this argument grants it; nothing stored in the run does.
+
     Raises:
-        CheckpointError: If ``path`` is not a complete run, or its files are corrupt or do not match.
+        CheckpointError: If ``path`` is not a complete run, or its files are corrupt, changed after the fit, or
+            do not match.
     """
     run = RunDirectory(Path(path))
+    if not run.is_complete and resumable(run) is not None:
+        raise CheckpointError(
+            f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
+        )
     if not run.path.is_dir():
         raise CheckpointError(f"No run directory at {run.path}; give the folder that `probfusion fit` printed.")
     if not run.is_run:
@@ -409,7 +545,9 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(
             f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
         )
+    verify_manifest(run.path)
     config = read_run_config(run.path)
+    fingerprint = _stored_fingerprint(run)
     tensors, meta = read_tensors(run.file(run.WEIGHTS))
     try:
         dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
@@ -429,5 +567,11 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(f"{run.file(run.WEIGHTS)}: standardisation widths do not match the input dims.")
     model = model.to(resolve_device(device)).eval()
     return LoadedRun(
-        path=run.path, config=config, model=model, standardizer=standardizer, metrics=run.read_json(run.METRICS_JSON)
+        path=run.path,
+        config=config,
+        model=model,
+        standardizer=standardizer,
+        metrics=run.read_json(run.METRICS_JSON),
+        trust_pickle=trust_pickle,
+        data_fingerprint=fingerprint,
     )

@@ -11,7 +11,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 from probfusion.errors import ConfigError
 from probfusion.options import (
@@ -62,6 +62,9 @@ def _check_non_negative(owner: str, **values: float) -> None:
 class _JSONConfig:
     """Mixin: ``to_dict`` / ``from_dict`` for frozen dataclasses of scalars, enums, tuples and sub-configs."""
 
+    # Keys that older versions stored and that are now read past without effect (see DataConfig).
+    _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (enums as their values, tuples as lists)."""
         out: dict[str, Any] = {}
@@ -87,6 +90,7 @@ class _JSONConfig:
             raise ConfigError(f"{cls.__name__} must be a JSON object; got {type(data).__name__}.")
         hints = get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        data = {key: value for key, value in data.items() if key not in cls._RETIRED_FIELDS}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"Unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}.")
@@ -162,10 +166,16 @@ class DataConfig(_JSONConfig):
         held_out_speaker: For ``split="speaker"``: the test speaker; ``None`` takes the dataset's default.
         val_fraction: Share of the non-test samples used for validation (early stopping).
         test_fraction: Share of all samples used for testing (random split only).
-        trust_pickle: Allow loading pickle files, which can execute code. Only for files you trust.
         label_scheme: For MultiBench data with a continuous score (CMU-MOSI): binary or seven classes.
         synthetic: Knobs of the ``synthetic`` dataset; ignored by other datasets.
+
+    Trust to open a pickle is not part of the config: it is an argument of the call that loads the data
+    (``fit(..., trust_pickle=True)``, ``load_run(..., trust_pickle=True)``, ``--trust-pickle``), so a stored
+    ``config.json`` can never grant it. Configs written by older versions carry a ``trust_pickle`` key; it is
+    read past and has no effect.
     """
+
+    _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"trust_pickle"})
 
     name: str = "av-digits"
     modalities: tuple[str, ...] | None = None
@@ -173,7 +183,6 @@ class DataConfig(_JSONConfig):
     held_out_speaker: str | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.2
-    trust_pickle: bool = False
     label_scheme: LabelScheme = LabelScheme.BINARY
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 

@@ -14,6 +14,7 @@ __all__ = [
     "InputDataWarning",
     "ProbfusionError",
     "RunExistsError",
+    "RunLockedError",
     "TrainingDivergedError",
     "UntrustedFileError",
 ]
@@ -37,6 +38,10 @@ class CheckpointError(ProbfusionError, ValueError):
 
 class RunExistsError(ProbfusionError, FileExistsError):
     """An output directory already holds a run and neither overwrite nor resume was asked for."""
+
+
+class RunLockedError(ProbfusionError, RuntimeError):
+    """Another process holds the run folder's lock (a fit, resume or evaluation writing into it)."""
 
 
 class TrainingDivergedError(ProbfusionError, RuntimeError):

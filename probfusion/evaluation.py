@@ -57,6 +57,7 @@ from probfusion.robustness import (
     strength_check,
 )
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
+from probfusion.runs.lock import run_lock
 from probfusion.runs.run_dir import RunDirectory
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def latest_run(root: Path = Path("runs")) -> Path | None:
     root = Path(root)
     if not root.is_dir():
         return None
-    done = [p for p in root.iterdir() if p.is_dir() and RunDirectory(p).is_complete]
+    # Hidden folders are staging folders of fits in progress (and never a run a user named).
+    done = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and RunDirectory(p).is_complete]
     return max(done, key=lambda p: (p / RunDirectory.METRICS_JSON).stat().st_mtime, default=None)
 
 
@@ -488,7 +490,20 @@ def evaluate(
     Raises:
         ConfigError: On a modality the run lacks, or a speaker shift on a run not split by speaker.
         RunExistsError: If ``name`` exists and ``overwrite`` is false.
+        RunLockedError: If another process (a fit or an evaluation) is writing the run.
     """
+    with run_lock(run.path):
+        return _evaluate(run, config, name=name, overwrite=overwrite, progress=progress)
+
+
+def _evaluate(
+    run: LoadedRun,
+    config: EvaluationConfig,
+    *,
+    name: str | None,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None,
+) -> EvaluationReport:
     run.model.eval()
     sets = _modality_sets(config.modality, tuple(run.model.modalities))
     if config.shift is ShiftKind.SPEAKER and run.config.data.split is not SplitKind.SPEAKER:

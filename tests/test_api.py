@@ -97,6 +97,9 @@ def test_weights_of_another_shape_are_refused_with_both_shapes(tmp_path):
     stored = json.loads((run.path / "config.json").read_text())
     stored["config"]["fusion"]["rank"] = 3
     (run.path / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError, match=r"config\.json does not match its SHA-256"):
+        load_run(run.path)
+    (run.path / "manifest.json").unlink()  # as a run written before manifests: the shape check still holds
     with pytest.raises(CheckpointError, match=r"expects \(3, "):
         load_run(run.path)
 

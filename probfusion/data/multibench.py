@@ -70,7 +70,7 @@ def _unpickle(path: Path, *, trust_pickle: bool) -> Any:
     if not trust_pickle:
         raise UntrustedFileError(
             f"Refusing to load pickle {path}: unpickling can run arbitrary code; pass --trust-pickle "
-            "(DataConfig.trust_pickle=True) only if you trust the file's source."
+            "(trust_pickle=True in Python) only if you trust the file's source."
         )
     try:
         with path.open("rb") as handle:

@@ -2,7 +2,7 @@
 
 A name is either registered (``av-digits``, ``mfeat``, ``synthetic``) or a path to user data: ``.npz``
 (:mod:`probfusion.data.npz`) or a MultiBench pickle ``.pkl`` / ``.pickle`` (:mod:`probfusion.data.multibench`,
-only with ``trust_pickle``).
+only when the caller passes ``trust_pickle=True``; a stored config never grants it).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def list_datasets() -> list[DatasetInfo]:
     return infos
 
 
-def _load_path(config: DataConfig) -> MultimodalDataset:
+def _load_path(config: DataConfig, trust_pickle: bool) -> MultimodalDataset:
     path = Path(config.name).expanduser()
     suffix = path.suffix.lower()
     known = suffix in NPZ_SUFFIXES + PICKLE_SUFFIXES
@@ -108,20 +108,22 @@ def _load_path(config: DataConfig) -> MultimodalDataset:
     if suffix in NPZ_SUFFIXES:
         return load_npz(path)
     if suffix in PICKLE_SUFFIXES:
-        return load_multibench(path, trust_pickle=config.trust_pickle, label_scheme=config.label_scheme)
+        return load_multibench(path, trust_pickle=trust_pickle, label_scheme=config.label_scheme)
     raise ConfigError(
         f"Unsupported file extension {path.suffix!r} for {path}; expected .npz (x_<modality>, y, optional split) "
         "or a MultiBench .pkl/.pickle."
     )
 
 
-def load_dataset(config: DataConfig, seed: int = 0) -> MultimodalDataset:
+def load_dataset(config: DataConfig, seed: int = 0, *, trust_pickle: bool = False) -> MultimodalDataset:
     """Load the dataset that ``config`` names and select its modalities.
 
     Args:
         config: ``name`` (registered name or path), ``modalities`` (subset and order; ``None`` keeps all),
-            ``trust_pickle`` and ``label_scheme`` for pickles, ``synthetic`` knobs.
+            ``label_scheme`` for pickles, ``synthetic`` knobs.
         seed: Seed for generated data (``synthetic``); bundled and user data ignore it.
+        trust_pickle: Allow opening a pickle (it can run code). Only the current caller can give this; it is
+            never read from a stored file.
 
     Returns:
         The dataset, with views in ``config.modalities`` order when given.
@@ -129,14 +131,14 @@ def load_dataset(config: DataConfig, seed: int = 0) -> MultimodalDataset:
     Raises:
         ConfigError: For an unknown name that is not an existing path, or an unsupported file extension.
         InputDataError: For a missing or unreadable file, invalid data, or an unknown modality.
-        UntrustedFileError: For a pickle without ``config.trust_pickle``.
+        UntrustedFileError: For a pickle without ``trust_pickle``.
 
     Example:
         >>> load_dataset(DataConfig(name="mfeat", modalities=("pix", "fou"))).dims
         {'pix': 240, 'fou': 76}
     """
     entry = _REGISTRY.get(config.name.strip().lower())
-    dataset = entry.load(config, seed) if entry is not None else _load_path(config)
+    dataset = entry.load(config, seed) if entry is not None else _load_path(config, trust_pickle)
     if config.modalities is not None:
         dataset = dataset.select(config.modalities)
     return dataset

@@ -43,6 +43,7 @@ from probfusion.diagnostics.posterior import (
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
+from probfusion.runs.lock import run_lock
 
 __all__ = ["Report", "write_report"]
 
@@ -203,7 +204,10 @@ def write_report(
 def _write(
     target: Path, text: str, checks: dict, files: dict[str, str], figures: dict[str, bytes], *, overwrite: bool
 ) -> None:
-    with staged_dir(target, overwrite=overwrite, exists_message=_EXISTS.format(target=target)) as staging:
+    with (
+        run_lock(target.parent),
+        staged_dir(target, overwrite=overwrite, exists_message=_EXISTS.format(target=target)) as staging,
+    ):
         atomic_write_text(staging / "report.md", text)
         atomic_write_json(staging / "checks.json", checks)
         for name, content in files.items():

@@ -11,19 +11,22 @@ Layout::
       metrics.csv              the same metrics, one row per split
       history.csv              one row per epoch: losses and validation metrics
       train.log                the log of the fit
+      manifest.json            the SHA-256 of each file above, checked when the run is loaded
 
-A folder is a run when it holds ``config.json``; it is complete when it also holds ``metrics.json``.
+A folder is a run when it holds ``config.json``; it is complete when it also holds ``metrics.json``. A fit
+builds the run in ``<parent>/.<name>.partial`` and renames it to ``<name>`` when it is finished, so ``<name>``
+always holds a complete run, the previous one, or nothing (see :mod:`probfusion.runs.fit_folder`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probfusion.errors import CheckpointError, RunExistsError
+from probfusion.errors import CheckpointError
+from probfusion.runs.manifest import MANIFEST
 
 __all__ = ["RunDirectory"]
 
@@ -41,6 +44,9 @@ class RunDirectory:
     METRICS_CSV = "metrics.csv"
     HISTORY_CSV = "history.csv"
     LOG = "train.log"
+    MANIFEST = MANIFEST
+    LAYOUT = (CONFIG, WEIGHTS, CHECKPOINT, METRICS_JSON, METRICS_CSV, HISTORY_CSV, LOG, MANIFEST)
+    OUTPUTS = ("evaluations", "report", "figures")  # folders that evaluate and report add to a finished run
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -63,56 +69,28 @@ class RunDirectory:
         """Read a JSON file of the run.
 
         Raises:
-            CheckpointError: If the file is missing or not valid JSON.
+            CheckpointError: If the file is missing, unreadable, not valid JSON, or nested too deep to parse.
         """
         path = self.file(name)
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; {self.path} is not a complete run.")
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{path} is not valid JSON ({error}); the run is corrupt, re-run fit.") from None
+        except PermissionError:
+            raise CheckpointError(f"Cannot read {path} (permission denied); fix its permissions.") from None
+        except OSError as error:
+            raise CheckpointError(f"Cannot read {path} ({error.strerror or error}); the run is corrupt.") from None
+        except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            reason = "nested too deep" if isinstance(error, RecursionError) else str(error)
+            raise CheckpointError(f"{path} is not valid JSON ({reason}); the run is corrupt, re-run fit.") from None
 
-    def prepare(self, *, overwrite: bool, resume: bool) -> None:
-        """Make the folder ready for a new fit, or check it can be resumed.
+    @property
+    def partial(self) -> RunDirectory:
+        """The staging folder a fit of this run builds in (``<parent>/.<name>.partial``) before it is swapped in."""
+        return RunDirectory(self.path.parent / f".{self.path.name}.partial")
 
-        Args:
-            overwrite: Remove an earlier run's files (only the files of the documented layout).
-            resume: Keep an earlier, unfinished run to continue it.
-
-        Raises:
-            RunExistsError: If the folder holds a run and neither flag is set, or holds other files.
-            CheckpointError: If ``resume`` is set but there is nothing to resume.
-        """
-        if self.path.exists() and not self.path.is_dir():
-            raise RunExistsError(f"{self.path} is a file, not a folder; choose another --out.")
-        if resume:
-            if not self.file(self.CHECKPOINT).is_file():
-                raise CheckpointError(
-                    f"Nothing to resume in {self.path}: it holds no checkpoint; drop --resume to start a new run."
-                )
-            return
-        if self.is_run:
-            if not overwrite:
-                raise RunExistsError(
-                    f"{self.path} already holds a run; pass --overwrite to replace it, --resume to continue it, "
-                    "or choose another --out."
-                )
-            self.clear()
-        elif self.path.is_dir() and any(self.path.iterdir()):
-            raise RunExistsError(f"{self.path} is not empty and holds no run; choose a new or empty folder for --out.")
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    def clear(self) -> None:
-        """Remove the files of the documented layout (and ``figures/``), leaving anything else alone."""
-        for name in (
-            self.CONFIG,
-            self.WEIGHTS,
-            self.CHECKPOINT,
-            self.METRICS_JSON,
-            self.METRICS_CSV,
-            self.HISTORY_CSV,
-            self.LOG,
-        ):
-            self.file(name).unlink(missing_ok=True)
-        shutil.rmtree(self.file("figures"), ignore_errors=True)
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that neither a fit nor a later command (evaluate, report) writes."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.name not in self.LAYOUT + self.OUTPUTS)

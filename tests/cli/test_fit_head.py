@@ -32,8 +32,9 @@ def test_fit_head_defaults_to_mlp_and_old_configs_load(tmp_path):
     assert result.exit_code == 0, result.output
     stored = json.loads((out / "config.json").read_text())
     assert stored["config"]["fusion"]["head"] == "mlp"
-    del stored["config"]["fusion"]["head"]  # as written before --head existed
+    del stored["config"]["fusion"]["head"]  # as written before --head existed (and before manifests)
     (out / "config.json").write_text(json.dumps(stored))
+    (out / "manifest.json").unlink()
     assert load_run(out).model.head.kind.value == "mlp"
 
 

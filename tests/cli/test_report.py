@@ -141,4 +141,4 @@ def test_compare_refuses_runs_with_the_same_labels_but_other_inputs(root, tmp_pa
     assert result.exit_code == 2
     _assert_one_line_usage_error(result, "different training rows")
     assert not (run / "report").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock")]

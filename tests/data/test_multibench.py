@@ -49,7 +49,7 @@ def mosi(tmp_path):
 
 def test_mosi_binary_labels_split_and_time_average(mosi):
     path, raw = mosi
-    data = load_dataset(DataConfig(name=str(path), trust_pickle=True, label_scheme="binary"))
+    data = load_dataset(DataConfig(name=str(path), label_scheme="binary"), trust_pickle=True)
     assert data.modality_names == ("vision", "audio", "text")
     assert data.dims == {"vision": 3, "audio": 2, "text": 4}
     assert data.num_samples == 22
@@ -90,7 +90,7 @@ def test_mustard_like_class_labels_are_kept(tmp_path):
         part["text"] = part["text"][:, 0]  # already (n, d): kept as it is
         part["id"] = np.arange(len(part["labels"]))[:, None]  # numeric ids are metadata, not a modality
     path = _write(tmp_path / "sarcasm.pickle", raw)
-    data = load_dataset(DataConfig(name=str(path), trust_pickle=True, label_scheme="7class"))
+    data = load_dataset(DataConfig(name=str(path), label_scheme="7class"), trust_pickle=True)
     assert data.num_classes == 2
     assert data.modality_names == ("vision", "audio", "text")
     np.testing.assert_array_equal(data.labels[:12], np.arange(12) % 2)
@@ -174,7 +174,7 @@ def test_bad_multibench_files_are_input_data_errors(tmp_path, corrupt, fragments
     corrupt(raw)
     path = _write(tmp_path / "bad.pkl", raw)
     with pytest.raises(InputDataError) as info:
-        load_dataset(DataConfig(name=str(path), trust_pickle=True))
+        load_dataset(DataConfig(name=str(path)), trust_pickle=True)
     message = str(info.value)
     assert "\n" not in message
     for fragment in fragments:
@@ -186,4 +186,4 @@ def test_corrupt_pickle_is_an_input_data_error(tmp_path, content):
     path = tmp_path / "corrupt.pkl"
     path.write_bytes(content)
     with pytest.raises(InputDataError, match="not a readable pickle"):
-        load_dataset(DataConfig(name=str(path), trust_pickle=True))
+        load_dataset(DataConfig(name=str(path)), trust_pickle=True)

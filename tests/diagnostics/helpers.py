@@ -26,5 +26,8 @@ def repaired_run(run: Path, dest: Path, *, seed: int = 0) -> Path:
     data = dest.parent / f"{dest.name}-data.npz"
     np.savez(data, **arrays)
     config["config"]["data"]["name"] = str(data)
+    # As a run written before data fingerprints and manifests, which would refuse the swapped data outright.
+    config["provenance"].pop("data", None)
     (copy / "config.json").write_text(json.dumps(config, indent=2))
+    (copy / "manifest.json").unlink(missing_ok=True)
     return copy
