@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
+
 
 def write_interaction_npz(path: Path, *, n: int = 240, seed: int = 0, **overrides: np.ndarray) -> Path:
     """Two modalities whose label is the sign of a product of one feature of each: fusion is needed."""
@@ -17,3 +19,15 @@ def write_interaction_npz(path: Path, *, n: int = 240, seed: int = 0, **override
     arrays.update(overrides)
     np.savez(path, **arrays)
     return path
+
+
+def small_config(data: str, *, epochs: int = 6, model: str = "lmf", seed: int = 0) -> RunConfig:
+    """A run that fits in about a second on the data of :func:`write_interaction_npz`."""
+    return RunConfig(
+        data=DataConfig(name=data),
+        jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
+        fusion=FusionConfig(model=model, rank=2, fused_dim=8),
+        train=TrainConfig(epochs=epochs, batch_size=64, patience=50),
+        seed=seed,
+        device="cpu",
+    )

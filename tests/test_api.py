@@ -8,18 +8,7 @@ import torch
 from probfusion.api import fit, load_run
 from probfusion.config import BayesConfig, DataConfig, FusionConfig, GPMKLConfig, JWAEConfig, RunConfig, TrainConfig
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, RunExistsError, TrainingDivergedError
-from tests.helpers import write_interaction_npz
-
-
-def small_config(data: str, *, epochs: int = 6, model: str = "lmf", seed: int = 0) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(name=data),
-        jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
-        fusion=FusionConfig(model=model, rank=2, fused_dim=8),
-        train=TrainConfig(epochs=epochs, batch_size=64, patience=50),
-        seed=seed,
-        device="cpu",
-    )
+from tests.helpers import small_config, write_interaction_npz
 
 
 def test_fit_writes_the_documented_run(tmp_path):
