@@ -62,8 +62,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     default=_DATA.name,
     show_default=True,
     metavar="NAME|PATH",
-    help="A dataset from `probfusion datasets`, or a path to an .npz (x_<modality>, y, optional split) or a "
-    "MultiBench .pkl.",
+    help="A dataset from `probfusion datasets`, or a path to an .npz (x_<modality>, y, optional split), a "
+    "multi-view .mat (views in a cell array, labels) or a MultiBench .pkl.",
 )
 @click.option(
     "--modalities",

@@ -2,7 +2,7 @@
 
 Registered datasets: ``av-digits`` (8x8 digit images x spoken digits, speakers), ``mfeat`` (UCI Multiple
 Features, six views) and ``synthetic`` (planted interaction of known CP rank). User data comes from a path:
-``.npz`` or a MultiBench pickle (with ``trust_pickle``).
+``.npz``, a multi-view MATLAB ``.mat`` or a MultiBench pickle (with ``trust_pickle``).
 """
 
 from probfusion.data.dataset import MultimodalDataset

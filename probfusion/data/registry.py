@@ -1,8 +1,9 @@
 """Dataset names -> loaders; what ``probfusion datasets`` lists and what ``DataConfig.name`` resolves.
 
 A name is either registered (``av-digits``, ``mfeat``, ``synthetic``) or a path to user data: ``.npz``
-(:mod:`probfusion.data.npz`) or a MultiBench pickle ``.pkl`` / ``.pickle`` (:mod:`probfusion.data.multibench`,
-only when the caller passes ``trust_pickle=True``; a stored config never grants it).
+(:mod:`probfusion.data.npz`), a multi-view MATLAB ``.mat`` (:mod:`probfusion.data.mat`) or a MultiBench pickle
+``.pkl`` / ``.pickle`` (:mod:`probfusion.data.multibench`, only when the caller passes ``trust_pickle=True``; a
+stored config never grants it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from probfusion.options import SplitKind
 __all__ = ["DatasetInfo", "list_datasets", "load_dataset", "registered_names"]
 
 NPZ_SUFFIXES = (".npz",)
+MAT_SUFFIXES = (".mat",)
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 
 
@@ -95,7 +97,7 @@ def list_datasets() -> list[DatasetInfo]:
 def _load_path(config: DataConfig, trust_pickle: bool) -> MultimodalDataset:
     path = Path(config.name).expanduser()
     suffix = path.suffix.lower()
-    known = suffix in NPZ_SUFFIXES + PICKLE_SUFFIXES
+    known = suffix in NPZ_SUFFIXES + MAT_SUFFIXES + PICKLE_SUFFIXES
     if not path.exists():
         if known:
             raise InputDataError(f"No file at {path}; check the path.")
@@ -104,14 +106,18 @@ def _load_path(config: DataConfig, trust_pickle: bool) -> MultimodalDataset:
             ".npz or MultiBench .pkl file."
         )
     if not path.is_file():
-        raise ConfigError(f"{path} is a directory; expected a registered dataset name or a .npz or .pkl file.")
+        raise ConfigError(f"{path} is a directory; expected a registered dataset name or a .npz, .mat or .pkl file.")
     if suffix in NPZ_SUFFIXES:
         return load_npz(path)
+    if suffix in MAT_SUFFIXES:
+        from probfusion.data.mat import load_mat  # scipy.io: 0.2 s of start-up that only .mat files need
+
+        return load_mat(path)
     if suffix in PICKLE_SUFFIXES:
         return load_multibench(path, trust_pickle=trust_pickle, label_scheme=config.label_scheme)
     raise ConfigError(
-        f"Unsupported file extension {path.suffix!r} for {path}; expected .npz (x_<modality>, y, optional split) "
-        "or a MultiBench .pkl/.pickle."
+        f"Unsupported file extension {path.suffix!r} for {path}; expected .npz (x_<modality>, y, optional split), "
+        ".mat (views in a cell array, labels) or a MultiBench .pkl/.pickle."
     )
 
 
