@@ -166,7 +166,7 @@ def test_a_read_only_out_folder_is_a_one_line_error(tmp_path, data, monkeypatch)
     out.mkdir()
     out.chmod(0o555)
     if os.access(out, os.W_OK):  # root writes anywhere: let the permission check see what another user would
-        monkeypatch.setattr("probfusion.runs.fit_folder.os.access", lambda path, mode: False)
+        monkeypatch.setattr("probfusion.runs.fit_folder._writable", lambda path: False)
     try:
         result = CliRunner().invoke(cli, ["fit", "--data", data, "--out", str(out), *FAST])
         assert_clean_error(result, 1, "not writable")

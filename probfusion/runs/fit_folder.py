@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from probfusion.errors import CheckpointError, RunExistsError
 from probfusion.runs.run_dir import RunDirectory
@@ -37,6 +38,10 @@ def resumable(target: RunDirectory) -> RunDirectory | None:
     if target.is_run and not target.is_complete:
         return target
     return None
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK | os.X_OK)
 
 
 def _check_replaceable(target: RunDirectory, *, overwrite: bool) -> None:
@@ -59,7 +64,7 @@ def _check_replaceable(target: RunDirectory, *, overwrite: bool) -> None:
             )
     elif any(path.iterdir()):
         raise RunExistsError(f"{path} is not empty and holds no run; choose a new or empty folder for --out.")
-    if not os.access(path, os.W_OK | os.X_OK):
+    if not _writable(path):
         raise RunExistsError(f"{path} is not writable; fix its permissions or choose another --out.")
 
 
