@@ -107,6 +107,11 @@ class LoadedRun:
     trust_pickle: bool = False
     data_fingerprint: dict[str, Any] | None = None
 
+    @property
+    def input_dims(self) -> dict[str, int]:
+        """``{m: d_m}``: the run's modalities and input widths, in order."""
+        return {m: int(np.asarray(mean).shape[0]) for m, mean in self.standardizer.mean.items()}
+
     @functools.cached_property
     def _splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
         *parts, fingerprint = _load_splits(self.config, trust_pickle=self.trust_pickle)

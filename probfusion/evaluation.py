@@ -30,6 +30,7 @@ import torch
 
 from probfusion.config import EvaluationConfig
 from probfusion.errors import ConfigError, RunExistsError
+from probfusion.inference.predictive import common_draw_probabilities
 from probfusion.metrics import (
     accuracy,
     brier_score,
@@ -53,7 +54,6 @@ from probfusion.robustness import (
     missing_modality,
     monotone_check,
     run_attack,
-    sample_logits,
     strength_check,
 )
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
@@ -153,27 +153,12 @@ def _target(run_path: Path, name: str | None, config: EvaluationConfig, overwrit
     return folder / name
 
 
-@torch.no_grad()
 def _predict(model: Any, views: dict[str, torch.Tensor], samples: int, seed: int) -> torch.Tensor:
-    """``(s, n, c)`` probabilities in minibatches of rows, every row under the same ``s`` posterior draws.
+    """``(s, n, c)`` probabilities, every row under the same ``s`` posterior draws (common random numbers).
 
-    Each chunk restarts a generator from ``seed``, so every row and every call (clean, attacked, shifted) is scored
-    under one fixed set of draws: common random numbers, which make the differences between rows of a table (and
-    the checks on them) free of Monte Carlo scoring noise, the draws being independent of the attack's.
+    The draws are independent of the attack's (see :func:`~probfusion.inference.predictive.common_draw_probabilities`).
     """
-    n = next(iter(views.values())).shape[0]
-    chunks = [
-        sample_logits(
-            model,
-            {m: x[i : i + _BATCH] for m, x in views.items()},
-            samples,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        .softmax(dim=-1)
-        .double()
-        for i in range(0, n, _BATCH)
-    ]
-    return torch.cat(chunks, dim=1)
+    return common_draw_probabilities(model, views, samples, seed, batch_size=_BATCH)
 
 
 def _scores(probs: torch.Tensor) -> dict[str, torch.Tensor]:

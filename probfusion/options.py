@@ -23,6 +23,7 @@ __all__ = [
     "KernelKind",
     "LabelScheme",
     "MKLFormulation",
+    "PredictImputation",
     "PriorPenalty",
     "RankPrior",
     "ShiftKind",
@@ -177,6 +178,15 @@ class LabelScheme(StrEnum):
     """Negative (score < 0) versus non-negative (score >= 0), MultiBench's convention."""
     SEVEN_CLASS = "7class"
     """The score clipped to [-3, 3] and rounded to the nearest integer: seven classes."""
+
+
+class PredictImputation(StrEnum):
+    """How ``probfusion predict`` treats a modality absent from a row."""
+
+    MARGINAL = "marginal"
+    """Average the predictive over training rows of the absent modality (its training marginal)."""
+    MEAN = "mean"
+    """Put the absent modality at its training mean."""
 
 
 class DeviceKind(StrEnum):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.errors import InputDataError
 
-__all__ = ["check_fingerprint", "dataset_fingerprint", "split_fingerprint"]
+__all__ = ["batch_fingerprint", "check_fingerprint", "dataset_fingerprint", "split_fingerprint"]
 
 
 def _update(digest: hashlib._Hash, name: str, array: np.ndarray) -> None:
@@ -33,6 +34,16 @@ def dataset_fingerprint(dataset: MultimodalDataset) -> str:
     classes = getattr(dataset, "classes", None)  # the original label values, when the labels were remapped
     if classes is not None:
         _update(digest, "classes", np.asarray([str(c) for c in classes]))
+    return digest.hexdigest()
+
+
+def batch_fingerprint(batch: Any) -> str:
+    """The hex SHA-256 of rows to predict (a :class:`~probfusion.data.features.FeatureBatch`): features, labels."""
+    digest = hashlib.sha256(b"probfusion-batch/1|")
+    for name, view in batch.views.items():
+        _update(digest, f"x_{name}", view)
+    if batch.labels is not None:
+        _update(digest, "y", np.asarray([str(v) for v in batch.labels]))
     return digest.hexdigest()
 
 

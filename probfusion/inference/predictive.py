@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 from probfusion.fusion.protocol import Predictor
 from probfusion.inference.data import TensorData
 from probfusion.metrics import accuracy, brier_score, negative_log_likelihood
 
-__all__ = ["predict_probabilities", "score_classifier"]
+__all__ = ["common_draw_probabilities", "predict_probabilities", "score_classifier"]
+
+_BATCH = 1024
 
 
 @torch.no_grad()
@@ -25,6 +29,33 @@ def predict_probabilities(
         chunks = [model.predictive_logits(views, num_samples).softmax(dim=-1) for views, _ in data.batches(batch_size)]
     finally:
         model.train(was_training)  # type: ignore[attr-defined]
+    return torch.cat(chunks, dim=1)
+
+
+@torch.no_grad()
+def common_draw_probabilities(
+    model: Predictor, views: Mapping[str, torch.Tensor], samples: int, seed: int, *, batch_size: int = _BATCH
+) -> torch.Tensor:
+    """``(s, n, c)`` float64 probabilities in minibatches of rows, every row under the same ``s`` posterior draws.
+
+    Each chunk restarts a generator from ``seed``, so every row and every call (clean, attacked, shifted, new
+    rows) is scored under one fixed set of draws: common random numbers, which keep the differences between rows
+    of a table free of Monte Carlo scoring noise.
+    """
+    from probfusion.robustness.attacks import sample_logits  # robustness builds on inference, not the reverse
+
+    n = next(iter(views.values())).shape[0]
+    chunks = [
+        sample_logits(
+            model,
+            {m: x[i : i + batch_size] for m, x in views.items()},
+            samples,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        .softmax(dim=-1)
+        .double()
+        for i in range(0, n, batch_size)
+    ]
     return torch.cat(chunks, dim=1)
 
 

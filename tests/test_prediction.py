@@ -1,0 +1,127 @@
+"""probfusion predict: new rows through a fitted run (issue 13)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from probfusion.api import fit, load_run
+from probfusion.cli.main import cli
+from probfusion.data.features import check_features, load_features
+from probfusion.errors import InputDataError
+from probfusion.prediction import DONORS, PredictionConfig, _reference, predict
+from tests.cli.test_cli import assert_clean_error
+from tests.helpers import small_config, write_interaction_npz
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    data = write_interaction_npz(root / "d.npz")
+    run = fit(small_config(str(data), epochs=20), root / "run")
+    return root, load_run(run.path)
+
+
+def _raw_rows(run, part):
+    """The raw (unstandardised) rows of one split of the run, as a user would hand them in."""
+    dataset = run.splits()[("train", "val", "test").index(part)]
+    return {m: np.asarray(x, dtype=np.float64) for m, x in dataset.views.items()}, dataset.labels
+
+
+def test_predicting_the_runs_own_test_rows_reproduces_its_test_accuracy(fitted):
+    _, run = fitted
+    views, labels = _raw_rows(run, "test")
+    result = predict(run, check_features(views, run.input_dims, labels=labels, source="test"))
+    assert result.summary["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_the_flag_answers_the_target_share_of_the_validation_rows(fitted):
+    _, run = fitted
+    views, labels = _raw_rows(run, "val")
+    for coverage in (0.5, 0.8, 0.95):
+        result = predict(run, check_features(views, run.input_dims, source="val"), PredictionConfig(coverage=coverage))
+        assert np.mean(~result.flag) >= coverage
+        assert np.mean(~result.flag) < coverage + 2 / len(labels) + 1e-9
+
+
+def test_a_missing_modality_is_averaged_over_training_donors(fitted):
+    _, run = fitted
+    views, _ = _raw_rows(run, "test")
+    views["b"][:5] = np.nan
+    result = predict(run, check_features(views, run.input_dims, source="t"), PredictionConfig(seed=3))
+    assert result.rows()[0]["missing"] == "b"
+    # Brute force: each row with each donor's b, then the mean over donors.
+    _, donors = _reference(run, 1, 3)
+    a = torch.as_tensor((views["a"][:5] - run.standardizer.mean["a"]) / run.standardizer.std["a"], dtype=torch.float32)
+    expected = torch.stack(
+        [
+            run.model.predictive_logits({"a": a, "b": donors["b"][k].expand(5, -1)}, 1).softmax(-1)[0]
+            for k in range(DONORS)
+        ]
+    ).mean(0)
+    np.testing.assert_allclose(result.probabilities[:5], expected.detach().numpy(), atol=1e-5)
+    mean = predict(run, check_features(views, run.input_dims, source="t"), PredictionConfig(imputation="mean"))
+    assert not np.allclose(mean.probabilities[:5], result.probabilities[:5])
+    np.testing.assert_allclose(mean.probabilities[5:], result.probabilities[5:])  # complete rows: the same
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda v: v.update(a=v["a"][:, :3]), "'a' has 3 features; the run expects 4"),
+        (lambda v: v.update(c=v["a"]), "'c', which the run does not have"),
+        (lambda v: v["a"].__setitem__((0, 1), np.nan), "NaN in some features only"),
+        (lambda v: v["a"].__setitem__((0, 1), np.inf), "holds inf"),
+        (lambda v: [v[m].__setitem__(2, np.nan) for m in v], "row 2 has no modality"),
+        (lambda v: v.update(b=v["b"][:4]), "different row counts"),
+    ],
+)
+def test_bad_rows_are_one_line_errors(fitted, change, fragment):
+    _, run = fitted
+    views, _ = _raw_rows(run, "test")
+    change(views)
+    with pytest.raises(InputDataError, match=fragment.replace("(", r"\(")) as info:
+        check_features(views, run.input_dims, source="rows")
+    assert "\n" not in str(info.value)
+
+
+def test_cli_writes_one_row_per_input_row_and_prints_only_the_path(fitted, tmp_path):
+    _, run = fitted
+    views, labels = _raw_rows(run, "test")
+    np.savez(tmp_path / "new.npz", x_a=views["a"], y=labels)  # modality b left out: every row marginalises it
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", str(run.path), "--data", str(tmp_path / "new.npz"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(labels)
+    assert {"predicted", "p_0", "p_1", "entropy", "mutual_information", "flag", "missing", "label"} <= set(rows[0])
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["missing_rows"] == {"a": 0, "b": len(labels)}
+    assert len(summary["data_sha256"]) == 64
+    assert summary["run_data_sha256"] == run.data_fingerprint["sha256"]
+    again = CliRunner().invoke(cli, ["predict", str(run.path), "--data", str(tmp_path / "new.npz"), "--out", str(out)])
+    assert_clean_error(again, 1, "already exists")
+
+
+def test_cli_wrong_width_is_a_one_line_error_and_writes_nothing(fitted, tmp_path):
+    _, run = fitted
+    np.savez(tmp_path / "bad.npz", x_a=np.zeros((3, 5)))
+    result = CliRunner().invoke(
+        cli, ["predict", str(run.path), "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "p.csv")]
+    )
+    assert_clean_error(result, 1, "'a' has 5 features; the run expects 4")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_load_features_reads_unlabelled_npz(tmp_path):
+    np.savez(tmp_path / "x.npz", x_a=np.ones((2, 4)))
+    batch = load_features(tmp_path / "x.npz", {"a": 4, "b": 3})
+    assert batch.labels is None
+    assert batch.present["a"].all()
+    assert not batch.present["b"].any()
