@@ -157,6 +157,14 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     help="Seed of the random starts, shift noise and posterior samples.",
 )
 @click.option(
+    "--coverage",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=_EVAL.coverage,
+    show_default=True,
+    help="Selective prediction: share of validation rows answered at the entropy threshold behind each row's "
+    "accuracy_at_coverage.",
+)
+@click.option(
     "--name", default=None, help="Folder under <run>/evaluations [default: the attack or shift, made unique]."
 )
 @click.option("--overwrite", is_flag=True, help="Replace the evaluation already named --name.")
@@ -177,6 +185,7 @@ def evaluate(
     samples: int,
     attack_samples: int,
     mi_weight: float,
+    coverage: float,
     seed: int,
     name: str | None,
     overwrite: bool,
@@ -201,6 +210,7 @@ def evaluate(
         samples=samples,
         attack_samples=attack_samples,
         mi_weight=mi_weight,
+        coverage=coverage,
         seed=seed,
     )
     console = Console(stderr=True, quiet=quiet)

@@ -482,6 +482,8 @@ class EvaluationConfig(_JSONConfig):
         attack_samples: Fresh posterior draws per EOT-PGD step.
         mi_weight: Weight lambda of the mutual information in the adaptive attack's loss (NLL - lambda MI);
             0 skips the adaptive attack.
+        coverage: Selective prediction: the share of the run's validation rows answered at the entropy threshold
+            that every row's ``accuracy_at_coverage`` uses (as ``probfusion predict`` flags rows).
         seed: Seed of the attacks' random starts, the shifts' noise and the posterior draws.
     """
 
@@ -497,6 +499,7 @@ class EvaluationConfig(_JSONConfig):
     samples: int = 64
     attack_samples: int = 8
     mi_weight: float = 1.0
+    coverage: float = 0.95
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -514,6 +517,8 @@ class EvaluationConfig(_JSONConfig):
             attack_samples=self.attack_samples,
         )
         _check_non_negative("EvaluationConfig", mi_weight=self.mi_weight, seed=self.seed)
+        if not 0.0 < self.coverage <= 1.0:
+            raise ConfigError(f"EvaluationConfig.coverage must lie in (0, 1]; got {self.coverage}.")
         severities = tuple(self.severities)
         if not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
             raise ConfigError(f"EvaluationConfig.severities must be integers from 1 to 5; got {list(severities)}.")

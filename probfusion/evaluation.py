@@ -33,12 +33,15 @@ from probfusion.errors import ConfigError, RunExistsError
 from probfusion.inference.predictive import common_draw_probabilities
 from probfusion.metrics import (
     accuracy,
+    aurc,
     brier_score,
+    coverage_threshold,
     detection_auroc,
     expected_calibration_error,
     negative_log_likelihood,
     relative_robustness,
     reliability_bins,
+    risk_coverage,
 )
 from probfusion.metrics.uncertainty import mutual_information, predictive_entropy
 from probfusion.options import AttackKind, ShiftKind, SplitKind
@@ -169,7 +172,11 @@ def _scores(probs: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _row(
-    head: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, clean: dict[str, torch.Tensor] | None
+    head: dict[str, Any],
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    clean: dict[str, torch.Tensor] | None,
+    threshold: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     mean = probs.mean(dim=0)
     scores = _scores(probs)
@@ -185,7 +192,14 @@ def _row(
     }
     for key in ("entropy", "mi"):
         row[f"auroc_{key}"] = detection_auroc(clean[key], scores[key]) if clean is not None else float("nan")
-    return row, {**scores, "probs": mean, "labels": labels}
+    correct = mean.argmax(dim=-1) == labels
+    for key in ("entropy", "mi"):
+        row[f"aurc_{key}"] = aurc(scores[key], correct)
+    if threshold is not None:  # selective prediction at the validation-chosen entropy threshold
+        answered = scores["entropy"] <= threshold
+        row["coverage"] = float(answered.double().mean())
+        row["accuracy_at_coverage"] = float(correct[answered].double().mean()) if answered.any() else float("nan")
+    return row, {**scores, "probs": mean, "labels": labels, "correct": correct}
 
 
 class _Work:
@@ -202,6 +216,9 @@ class _Work:
         self.score_seed = config.seed + 1_000_003
         self.progress, self.done, self.total = progress, 0, 1
         self.stochastic = is_stochastic(self.model, self.views)
+        # The entropy threshold that answers `coverage` of the validation rows (as `probfusion predict` flags).
+        val_probs = _predict(self.model, dict(run.tensors(self.val_set).views), config.samples, self.score_seed)
+        self.threshold = coverage_threshold(predictive_entropy(val_probs), config.coverage)
         self.rows: list[dict[str, Any]] = []
         self.extras: list[dict[str, torch.Tensor]] = []
         self.clean: dict[str, torch.Tensor] = {}
@@ -215,9 +232,9 @@ class _Work:
         probs = _predict(self.model, views, self.config.samples, self.score_seed) if probs is None else probs
         labels = self.labels if head.get("labels") is None else head.pop("labels")
         reference = None if head["attack"] == AttackKind.NONE.value else self.clean
-        row, extra = _row({k: v for k, v in head.items() if k != "labels"}, probs, labels, reference)
-        if not self.stochastic:
-            row["auroc_mi"] = float("nan")  # one draw: the mutual information is zero everywhere, not a score
+        row, extra = _row({k: v for k, v in head.items() if k != "labels"}, probs, labels, reference, self.threshold)
+        if not self.stochastic:  # one draw: the mutual information is zero everywhere, not a score
+            row["auroc_mi"] = row["aurc_mi"] = float("nan")
         self.rows.append(row)
         self.extras.append(extra)
         return row
@@ -433,6 +450,15 @@ def _figures(work: _Work) -> dict[str, bytes]:
         scores[label] = extras[focus]["entropy"].numpy()
         mi[label] = extras[focus]["mi"].numpy()
     figures["reliability.png"] = reliability_diagram(bins, title="Reliability (top label, 15 bins)")
+    rc = {"clean": risk_coverage(clean["entropy"], clean["correct"])}
+    if focus is not None:
+        rc[label] = risk_coverage(extras[focus]["entropy"], extras[focus]["correct"])
+    figures["risk_coverage.png"] = metric_curves(
+        {key: (c.coverage.tolist(), c.risk.tolist()) for key, c in rc.items()},
+        xlabel="coverage (share of rows answered, most certain first by entropy)",
+        ylabel="risk (error rate on answered rows)",
+        title="Selective prediction: risk vs coverage",
+    )
     figures["entropy_hist.png"] = entropy_histograms(scores, xlabel="predictive entropy (nats)", title="Entropy")
     if work.stochastic:
         figures["mi_hist.png"] = entropy_histograms(mi, xlabel="mutual information (nats)", title="Mutual information")

@@ -9,6 +9,7 @@ from probfusion.config import DataConfig, EvaluationConfig, RunConfig, TrainConf
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.evaluation import evaluate, latest_run
 from probfusion.inference.predictive import score_classifier
+from probfusion.metrics import aurc, coverage_threshold
 from probfusion.robustness import monotone_check, strength_check
 
 REQUIRED = ("attack", "modality", "eps", "accuracy", "nll", "brier", "ece", "auroc_entropy", "auroc_mi")
@@ -55,7 +56,14 @@ def test_pgd_evaluation_writes_rows_checks_and_figures(run):
     assert {"monotone", "pgd_vs_fgsm", "stability", "zero_gradients", "robustness"} <= set(checks)
     assert checks["monotone"]["passed"]
     assert checks["pgd_vs_fgsm"]["passed"]
-    for figure in ("accuracy_vs_budget.png", "ece_vs_budget.png", "reliability.png", "entropy_hist.png"):
+    figures = (
+        "accuracy_vs_budget.png",
+        "ece_vs_budget.png",
+        "reliability.png",
+        "entropy_hist.png",
+        "risk_coverage.png",
+    )
+    for figure in figures:
         assert (report.path / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "accuracy" in report.table()
     assert all(line.startswith(("PASS", "FAIL")) for line in report.check_lines())
@@ -67,6 +75,22 @@ def test_clean_row_matches_the_independent_scorer(run):
     assert report.rows[0]["accuracy"] == pytest.approx(expected["accuracy"])
     assert report.rows[0]["nll"] == pytest.approx(expected["nll"], rel=1e-5)
     assert report.rows[0]["brier"] == pytest.approx(expected["brier"], rel=1e-5)
+
+
+def test_selective_prediction_columns_agree_with_an_independent_computation(run):
+    report = evaluate(run, EvaluationConfig(attack="none", coverage=0.8), name="selective")
+    row = report.rows[0]
+    test, val = run.tensors(run.splits()[2]), run.tensors(run.splits()[1])
+    probs = run.model.predictive_logits(test.views, 1).softmax(-1).mean(0).double().detach()
+    entropy = -(probs * probs.clamp_min(1e-300).log()).sum(-1)
+    correct = probs.argmax(-1) == test.labels
+    assert row["aurc_entropy"] == pytest.approx(aurc(entropy, correct), abs=1e-6)
+    val_probs = run.model.predictive_logits(val.views, 1).softmax(-1).mean(0).double().detach()
+    threshold = coverage_threshold(-(val_probs * val_probs.clamp_min(1e-300).log()).sum(-1), 0.8)
+    answered = entropy <= threshold + 1e-9
+    assert row["coverage"] == pytest.approx(float(answered.double().mean()), abs=2 / len(correct))
+    assert row["accuracy_at_coverage"] == pytest.approx(float(correct[answered].double().mean()), abs=0.02)
+    assert row["aurc_mi"] != row["aurc_mi"]  # deterministic model: no mutual information, NaN not 0
 
 
 def test_never_overwrites_unless_asked_and_names_are_fresh(run):
