@@ -16,12 +16,12 @@ import platform
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from probfusion.runs.manifest import verify_manifest, write_manifest
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
 from probfusion.seeding import make_generator
+
+if TYPE_CHECKING:
+    from probfusion.prediction import Prediction, PredictionConfig
 
 __all__ = [
     "LoadedRun",
@@ -117,6 +120,34 @@ class LoadedRun:
         *parts, fingerprint = _load_splits(self.config, trust_pickle=self.trust_pickle)
         check_fingerprint(self.data_fingerprint, fingerprint, run=str(self.path), data=self.config.data.name)
         return parts[0], parts[1], parts[2]
+
+    def predict(
+        self,
+        views: Mapping[str, np.ndarray],
+        *,
+        labels: np.ndarray | None = None,
+        num_samples: int | None = None,
+        config: PredictionConfig | None = None,
+    ) -> Prediction:
+        """Predict raw (unstandardised) rows: see :func:`probfusion.prediction.predict`.
+
+        Args:
+            views: ``{m: (n, d_m)}`` raw features of some or all of the run's modalities; an all-NaN row or a
+                modality left out is predicted from the other modalities.
+            labels: Optional ``(n,)`` labels, to score accuracy.
+            num_samples: Posterior draws per row (overrides ``config.samples``).
+            config: Coverage of the review flag, imputation, draws and seed.
+
+        Returns:
+            Probabilities ``(n, c)``, label, entropy, mutual information and flag per row.
+        """
+        from probfusion.data.features import check_features  # the prediction stack loads only when used
+        from probfusion.prediction import PredictionConfig, predict
+
+        config = config or PredictionConfig()
+        if num_samples is not None:
+            config = dataclasses.replace(config, samples=num_samples)
+        return predict(self, check_features(views, self.input_dims, labels=labels, source="the given rows"), config)
 
     def splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
         """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed.

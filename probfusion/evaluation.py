@@ -30,7 +30,7 @@ import torch
 
 from probfusion.config import EvaluationConfig
 from probfusion.errors import ConfigError, RunExistsError
-from probfusion.inference.predictive import common_draw_probabilities
+from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics import (
     accuracy,
     aurc,
@@ -213,7 +213,7 @@ class _Work:
         # Attacks and scoring draw from separate generators: the attacked model is scored on draws the attack never
         # saw; every scoring uses the same draws (see _predict).
         self.attack_gen = torch.Generator().manual_seed(config.seed)
-        self.score_seed = config.seed + 1_000_003
+        self.score_seed = config.seed + SCORING_SEED_OFFSET
         self.progress, self.done, self.total = progress, 0, 1
         self.stochastic = is_stochastic(self.model, self.views)
         # The entropy threshold that answers `coverage` of the validation rows (as `probfusion predict` flags).

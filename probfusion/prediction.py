@@ -29,12 +29,12 @@ from probfusion.api import LoadedRun
 from probfusion.data.features import FeatureBatch
 from probfusion.data.fingerprint import batch_fingerprint
 from probfusion.errors import ConfigError, InputDataError
-from probfusion.inference.predictive import common_draw_probabilities
+from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics import coverage_threshold, mutual_information, predictive_entropy
 from probfusion.options import PredictImputation, parse_option
 from probfusion.robustness.shifts import marginal_missing_probabilities
 
-__all__ = ["PredictionConfig", "Predictions", "predict"]
+__all__ = ["Prediction", "PredictionConfig", "predict"]
 
 DONORS = 32  # training rows a missing modality is averaged over (as in evaluate --shift missing)
 _BATCH = 1024
@@ -65,7 +65,7 @@ class PredictionConfig:
 
 
 @dataclass(frozen=True)
-class Predictions:
+class Prediction:
     """One row per input row.
 
     Attributes:
@@ -91,14 +91,14 @@ class Predictions:
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def predicted(self) -> np.ndarray:
+    def label(self) -> np.ndarray:
         """``(n,)`` predicted class labels (the run's original label values)."""
         return np.asarray(self.classes, dtype=object)[self.probabilities.argmax(axis=1)]
 
     def rows(self) -> list[dict[str, Any]]:
         """Plain rows for a CSV: index, predicted class, each class's probability, uncertainties, flag, missing."""
         out = []
-        for i, label in enumerate(self.predicted):
+        for i, label in enumerate(self.label):
             row: dict[str, Any] = {"row": i, "predicted": label}
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, self.probabilities[i], strict=True)})
             row.update(entropy=float(self.entropy[i]), mutual_information=float(self.mutual_information[i]))
@@ -134,7 +134,7 @@ def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dic
     return predictive_entropy(val_probs).numpy(), {m: x[pick] for m, x in train_views.items()}
 
 
-def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None = None) -> Predictions:
+def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None = None) -> Prediction:
     """Predict every row of ``batch`` with ``run``'s model (see the module docstring).
 
     Args:
@@ -150,7 +150,8 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
     samples = config.samples or int(run.metrics.get("posterior_samples", 1) or 1)
     run.model.eval()
     views = _standardised(run, batch)
-    val_entropy, donors = _reference(run, samples, config.seed)
+    seed = config.seed + SCORING_SEED_OFFSET  # the draws evaluate scores its rows under
+    val_entropy, donors = _reference(run, samples, seed)
     threshold = coverage_threshold(val_entropy, config.coverage)
     absent = {m: ~p for m, p in batch.present.items()}
     patterns: dict[tuple[str, ...], list[int]] = {}
@@ -169,20 +170,20 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
                     modalities=gone,
                     donors=donors,
                     num_samples=samples,
-                    generator=torch.Generator().manual_seed(config.seed),
+                    generator=torch.Generator().manual_seed(seed),
                 ).double()
                 for i in range(0, len(rows), _BATCH // DONORS)
             ]
             got = torch.cat(chunks, dim=1)
         else:
-            got = common_draw_probabilities(run.model, part, samples, config.seed)
+            got = common_draw_probabilities(run.model, part, samples, seed)
         if probs.shape[-1] == 0:
             probs = torch.zeros(got.shape[0], n, got.shape[-1], dtype=torch.float64)
         probs[:, index] = got
     mean = probs.mean(dim=0)
     entropy = predictive_entropy(probs).numpy()
     classes = tuple(getattr(run, "class_labels", None) or range(mean.shape[-1]))
-    result = Predictions(
+    result = Prediction(
         classes=classes,
         probabilities=mean.numpy(),
         entropy=entropy,
@@ -196,7 +197,7 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
     return result
 
 
-def _summary(run: LoadedRun, batch: FeatureBatch, result: Predictions, config: PredictionConfig, samples: int) -> dict:
+def _summary(run: LoadedRun, batch: FeatureBatch, result: Prediction, config: PredictionConfig, samples: int) -> dict:
     summary: dict[str, Any] = {
         "run": str(run.path),
         "run_data_sha256": (run.data_fingerprint or {}).get("sha256"),
@@ -211,7 +212,7 @@ def _summary(run: LoadedRun, batch: FeatureBatch, result: Predictions, config: P
         "missing_rows": {m: int(a.sum()) for m, a in result.absent.items()},
     }
     if batch.labels is not None:
-        correct = np.array([str(a) == str(b) for a, b in zip(batch.labels, result.predicted, strict=True)])
+        correct = np.array([str(a) == str(b) for a, b in zip(batch.labels, result.label, strict=True)])
         answered = ~result.flag
         summary["accuracy"] = float(correct.mean())
         summary["accuracy_answered"] = float(correct[answered].mean()) if answered.any() else math.nan

@@ -12,6 +12,7 @@ from probfusion.api import fit, load_run
 from probfusion.cli.main import cli
 from probfusion.data.features import check_features, load_features
 from probfusion.errors import InputDataError
+from probfusion.inference.predictive import SCORING_SEED_OFFSET
 from probfusion.prediction import DONORS, PredictionConfig, _reference, predict
 from tests.cli.test_cli import assert_clean_error
 from tests.helpers import small_config, write_interaction_npz
@@ -55,7 +56,7 @@ def test_a_missing_modality_is_averaged_over_training_donors(fitted):
     result = predict(run, check_features(views, run.input_dims, source="t"), PredictionConfig(seed=3))
     assert result.rows()[0]["missing"] == "b"
     # Brute force: each row with each donor's b, then the mean over donors.
-    _, donors = _reference(run, 1, 3)
+    _, donors = _reference(run, 1, 3 + SCORING_SEED_OFFSET)
     a = torch.as_tensor((views["a"][:5] - run.standardizer.mean["a"]) / run.standardizer.std["a"], dtype=torch.float32)
     expected = torch.stack(
         [
@@ -125,3 +126,13 @@ def test_load_features_reads_unlabelled_npz(tmp_path):
     assert batch.labels is None
     assert batch.present["a"].all()
     assert not batch.present["b"].any()
+
+
+def test_the_python_api_takes_raw_arrays_and_matches_the_cli_route(fitted):
+    _, run = fitted
+    views, labels = _raw_rows(run, "test")
+    direct = run.predict(views, labels=labels)
+    routed = predict(run, check_features(views, run.input_dims, labels=labels, source="t"))
+    np.testing.assert_array_equal(direct.probabilities, routed.probabilities)
+    assert direct.label.shape == (len(labels),)
+    assert direct.summary["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])

@@ -10,7 +10,11 @@ from probfusion.fusion.protocol import Predictor
 from probfusion.inference.data import TensorData
 from probfusion.metrics import accuracy, brier_score, negative_log_likelihood
 
-__all__ = ["common_draw_probabilities", "predict_probabilities", "score_classifier"]
+__all__ = ["SCORING_SEED_OFFSET", "common_draw_probabilities", "predict_probabilities", "score_classifier"]
+
+# Scoring draws are seeded at ``seed + SCORING_SEED_OFFSET``: independent of an attack's draws from ``seed``, and
+# the same in ``evaluate`` and ``predict``, so both score a row under the same posterior draws.
+SCORING_SEED_OFFSET = 1_000_003
 
 _BATCH = 1024
 
