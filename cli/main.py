@@ -17,6 +17,7 @@ _COMMANDS = {
     "datasets": "probfusion.cli.datasets:datasets",
     "evaluate": "probfusion.cli.evaluate:evaluate",
     "report": "probfusion.cli.report:report",
+    "tune": "probfusion.cli.tune:tune",
 }
 
 
