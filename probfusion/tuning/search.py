@@ -112,7 +112,11 @@ def _run_workers(
     report: Callable[[], None],
 ) -> None:
     """Run ``settings.workers`` spawned processes on the study; re-raise the first library error of any."""
-    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open handles
+    # forkserver: a clean server process imports the worker's stack once and forks each worker from it (fork
+    # from this process would copy its threads and open handles; spawn would import torch in every worker).
+    # torch.optim imports torch._dynamo on the first optimiser (about 4 s here); the server pays that once.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["probfusion.tuning.worker", "torch._dynamo"])
     errors = context.Queue()
     args = (str(folder.path), settings, base, trust_pickle, optuna.logging.get_verbosity(), errors)
     processes = [
@@ -171,8 +175,8 @@ def tune(
         ProbfusionError: On bad data or options, a study started with another config or space, a folder that
             holds something else, another ``tune`` on the same folder, or an error inside a trial.
 
-    With ``settings.workers > 1`` the workers are spawned processes, which import the caller's main module:
-    call ``tune`` from under ``if __name__ == "__main__":`` in a script.
+    With ``settings.workers > 1`` the workers are separate processes (multiprocessing's forkserver); as with
+    any multiprocessing, call ``tune`` from under ``if __name__ == "__main__":`` in a script.
     """
     settings = settings if settings is not None else TuneConfig()
     folder = StudyFolder(out)
