@@ -7,7 +7,6 @@ help), minus the ones the search space draws (rank, latent width, learning rate,
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from pathlib import Path
 
@@ -151,7 +150,7 @@ def _space_help() -> str:
 @quiet_option
 @click.pass_context
 @handle_errors
-def tune(ctx: click.Context, **params: object) -> None:
+def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options arrive by their click names
     """Search hyperparameters on validation NLL (Optuna TPE, median pruning); prints the study folder's path.
 
     Each trial fits a run with drawn rank, latent and hidden width, prior-penalty weight, learning rate,
@@ -164,7 +163,8 @@ def tune(ctx: click.Context, **params: object) -> None:
     settings = TuneConfig(trials=p["trials"], workers=p["workers"], storage=p["storage"], study_name=p["study_name"])
     out = p["out"] if p["out"] is not None else default_study_dir(config)
     quiet = bool(p["quiet"])
-    verbose = logging.getLogger("probfusion").isEnabledFor(logging.INFO)
+    # Optuna's own log ("Trial 3 finished ...") only with the group's -v, like probfusion's log on stderr.
+    verbose = int(ctx.find_root().params.get("verbose") or 0)
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     console = Console(stderr=True, quiet=quiet)
     try:

@@ -28,7 +28,8 @@ from probfusion.config import RunConfig
 from probfusion.data.registry import load_dataset
 from probfusion.data.splits import split_dataset
 from probfusion.errors import ProbfusionError
-from probfusion.tuning.outputs import best_trial, write_outputs
+from probfusion.runs.atomic import atomic_write_json
+from probfusion.tuning.outputs import best_trial, summary, write_outputs
 from probfusion.tuning.space import TuneConfig
 from probfusion.tuning.study import StudyFolder, ensure_folder, fail_stale_trials, open_study
 from probfusion.tuning.worker import trusted, work, worker_main
@@ -181,6 +182,7 @@ def tune(
     settings = settings if settings is not None else TuneConfig()
     folder = StudyFolder(out)
     folder.check_usable()
+    folder.check_storage(settings)
     _check_data(config, trust_pickle)
     created = not folder.path.exists()
     ensure_folder(folder)
@@ -190,6 +192,8 @@ def tune(
             study = open_study(folder, settings, config, create=True)
             if settings.storage is None:
                 fail_stale_trials(study, folder)
+            # study.json marks the folder as this study's at once (its storage too), and is rewritten at the end.
+            atomic_write_json(folder.file(folder.SUMMARY), summary(study, settings, config, None))
 
             last: list[TuneProgress] = []
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -91,6 +92,26 @@ class StudyFolder:
         if self.path.is_dir() and not self.is_study and any(self.path.iterdir()):
             raise RunExistsError(
                 f"{self.path} is not empty and holds no tuning study; choose a new or empty folder for --out."
+            )
+
+    def check_storage(self, settings: TuneConfig) -> None:
+        """Refuse to continue a study with another storage than the one it lives in.
+
+        Raises:
+            ConfigError: If ``study.json`` names another storage, or a journal is here but a URL was given.
+        """
+        wanted = redact(settings.storage) or self.JOURNAL
+        stored = None
+        if self.file(self.SUMMARY).is_file():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stored = json.loads(self.file(self.SUMMARY).read_text(encoding="utf-8")).get("storage")
+        elif self.file(self.JOURNAL).is_file():
+            stored = self.JOURNAL
+        if stored is not None and stored != wanted:
+            hint = "omit --storage" if stored == self.JOURNAL else f"pass --storage {stored} (with its password)"
+            raise ConfigError(
+                f"The study in {self.path} lives in {stored}, not {wanted}; {hint} to continue it, or choose another "
+                "--out."
             )
 
     @contextlib.contextmanager
@@ -169,11 +190,12 @@ def open_study(folder: StudyFolder, settings: TuneConfig, base: RunConfig, *, cr
             )
         else:
             study = optuna.load_study(storage=storage, study_name=name, pruner=_pruner(settings))
-    except (ImportError, ValueError, RuntimeError, OSError, KeyError) as error:
+    except Exception as error:  # a driver missing, a database unreachable, a bad URL: SQLAlchemy has many kinds
         if isinstance(error, ProbfusionError):
             raise
         where = redact(settings.storage) or str(folder.file(folder.JOURNAL))
-        raise ProbfusionError(f"Cannot open the study {name!r} in {where} ({error}); check --storage.") from None
+        reason = redact(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        raise ProbfusionError(f"Cannot open the study {name!r} in {where} ({reason}); check --storage.") from None
     if create:
         _check_or_record(study, base, settings.space)
     return study

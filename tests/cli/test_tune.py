@@ -87,6 +87,17 @@ def test_a_storage_url_holds_the_study_instead_of_the_journal(runner, tmp_path, 
     summary = json.loads((out / "study.json").read_text())
     assert (summary["storage"], summary["study_name"]) == (url, "shared")
     assert sum(summary["n_trials"].values()) == 2
+    journal = runner.invoke(cli, [*args[: args.index("--storage")], *BASE, "--trials", "3"])
+    assert_clean_error(journal, 2, "lives in sqlite", "pass --storage")
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(runner, tmp_path, data):
+    out = tmp_path / "study"
+    url = "postgresql://user:secret@127.0.0.1:1/db"  # no driver installed here, so nothing is contacted either
+    result = runner.invoke(cli, ["tune", "--data", str(data), "--out", str(out), "--storage", url, *BASE])
+    assert_clean_error(result, 1, "Cannot open the study", "postgresql://user:***@127.0.0.1:1/db")
+    assert "secret" not in result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
