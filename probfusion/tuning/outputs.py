@@ -86,7 +86,7 @@ def _figure(folder: StudyFolder, trials: list[FrozenTrial]) -> None:
         [c for c in complete if math.isfinite(c[1])],
         [p for p in pruned if math.isfinite(p[1])],
         ylabel="validation NLL",
-        title=f"{len(trials)} trials",
+        title=f"Validation NLL per trial ({len(trials)} trials)",
     )
     atomic_write_bytes(folder.file(folder.FIGURE), png)
 
