@@ -112,7 +112,7 @@ def _run_workers(
     study: optuna.Study,
     report: Callable[[], None],
 ) -> None:
-    """Run ``settings.workers`` spawned processes on the study; re-raise the first library error of any."""
+    """Run ``settings.workers`` worker processes on the study; re-raise the first library error of any."""
     # forkserver: a clean server process imports the worker's stack once and forks each worker from it (fork
     # from this process would copy its threads and open handles; spawn would import torch in every worker).
     # torch.optim imports torch._dynamo on the first optimiser (about 4 s here); the server pays that once.
@@ -158,9 +158,9 @@ def tune(
     """Search the hyperparameters of ``config`` on validation NLL and write the study folder ``out``.
 
     Each trial is ``config`` with the dimensions of ``settings.space`` drawn by TPE, fitted by
-    :func:`probfusion.api.fit` into ``out/trials/<number>``; the test split is never scored during the search
-    (it is only in each run's ``metrics.json``). Rerunning on the same ``out`` continues the study: the budget
-    ``settings.trials`` counts the trials already finished.
+    :func:`probfusion.api.fit` into ``out/trials/<number>``. Only each run's ``val.nll`` is read: the test split
+    never enters the choice (a run's ``metrics.json`` still scores it, as every fit does). Rerunning on the same
+    ``out`` continues the study: the budget ``settings.trials`` counts the trials already finished.
 
     Args:
         config: The base config (data, model kind, seed, ...); every trial keeps its other values.
