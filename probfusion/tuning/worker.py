@@ -80,9 +80,9 @@ def run_trial(
     Raises:
         ProbfusionError: Any fit error other than a diverged loss (the trial is failed first).
     """
-    config = settings.space.suggest(trial, base)
     out = folder.trial_dir(trial.number)
     try:
+        config = settings.space.suggest(trial, base)  # inside: a value the config rejects fails this trial
         run = fit(trusted(config, trust_pickle), out, overwrite=True, on_epoch_end=pruning_callback(trial))
     except optuna.TrialPruned as pruned:
         return _finish(study, trial, folder, TrialState.PRUNED, str(pruned))

@@ -171,3 +171,12 @@ def test_a_trial_error_stops_the_study_with_the_library_error(tmp_path, monkeypa
     with pytest.raises(ProbfusionError, match="boom"):
         tune(BASE, tmp_path / "study", settings(3))
     assert not (tmp_path / "study").exists()  # nothing finished: no half-made study is left
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_value_the_config_rejects_fails_the_trial_and_stops_every_worker(tmp_path, workers):
+    space = SearchSpace(latent_dim=None, hidden_dim=None, epochs=IntDimension(0, 0))  # TrainConfig needs epochs > 0
+    out = tmp_path / "study"
+    with pytest.raises(ConfigError, match="epochs must be positive"):
+        tune(BASE, out, settings(4, space=space, workers=workers))
+    assert not out.exists()  # nothing finished, so nothing is left
