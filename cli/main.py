@@ -18,6 +18,7 @@ _COMMANDS = {
     "evaluate": "probfusion.cli.evaluate:evaluate",
     "report": "probfusion.cli.report:report",
     "predict": "probfusion.cli.predict:predict_command",
+    "tune": "probfusion.cli.tune:tune",
 }
 
 

@@ -9,6 +9,7 @@ factors, ``(s, n, c)`` predictive samples.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from probfusion.api import LoadedRun, Run, fit, load_run
 from probfusion.config import (
@@ -37,6 +38,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+# Tuning pulls in Optuna (and SQLAlchemy); it loads on first use, so `import probfusion` stays as light as before.
+_TUNING = frozenset({"SearchSpace", "TuneConfig", "TuneResult", "tune"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TUNING:
+        from probfusion import tuning
+
+        return getattr(tuning, name)
+    raise AttributeError(f"module 'probfusion' has no attribute {name!r}")
+
+
 __all__ = [
     "AlignmentKind",
     "BayesConfig",
@@ -58,11 +71,15 @@ __all__ = [
     "Run",
     "RunConfig",
     "RunExistsError",
+    "SearchSpace",
     "SplitKind",
     "SyntheticConfig",
     "TrainConfig",
+    "TuneConfig",
+    "TuneResult",
     "UntrustedFileError",
     "__version__",
     "fit",
     "load_run",
+    "tune",
 ]

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from probfusion.metrics.calibration import ReliabilityBins
 
-__all__ = ["entropy_histograms", "metric_curves", "reliability_diagram"]
+__all__ = ["entropy_histograms", "metric_curves", "optimization_history", "reliability_diagram"]
 
 _DPI = 120
 
@@ -122,5 +122,38 @@ def entropy_histograms(scores: Mapping[str, np.ndarray], *, xlabel: str, title: 
     axes.set_ylabel("density")
     axes.set_title(title)
     if scores:
+        axes.legend(fontsize="small")
+    return _png(figure)
+
+
+def optimization_history(
+    complete: Sequence[tuple[int, float]], pruned: Sequence[tuple[int, float]], *, ylabel: str, title: str
+) -> bytes:
+    """A search's objective per trial (lower is better) with the best value so far.
+
+    Args:
+        complete: ``(trial number, objective)`` of the complete trials.
+        pruned: ``(trial number, last reported value)`` of the pruned trials that reported one.
+        ylabel: The objective's name.
+        title: The figure's title.
+
+    Returns:
+        The PNG.
+    """
+    figure = Figure(figsize=(5.5, 3.8))
+    axes = figure.add_subplot()
+    complete = sorted(complete)
+    if complete:
+        numbers, values = zip(*complete, strict=True)
+        axes.scatter(numbers, values, s=18, label="complete trial")
+        axes.step(numbers, np.minimum.accumulate(values), where="post", color="red", label="best so far")
+    if pruned:
+        numbers, values = zip(*sorted(pruned), strict=True)
+        axes.scatter(numbers, values, s=18, marker="x", color="gray", label="pruned (last reported)")
+    axes.set_xlabel("trial")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if complete or pruned:
         axes.legend(fontsize="small")
     return _png(figure)

@@ -217,10 +217,10 @@ def test_fit_rank_prior_ard_writes_the_effective_rank(runner, tmp_path):
 
 
 def test_a_command_imports_only_its_own_stack():
-    # Subcommands load lazily: listing datasets must not pay for ArviZ (report) or matplotlib (evaluate).
+    # Subcommands load lazily: listing datasets must not pay for ArviZ (report), matplotlib (evaluate) or Optuna (tune).
     code = (
         "import sys; from probfusion.cli.main import cli; cli(['datasets', '--json'], standalone_mode=False); "
-        "print(sorted(m for m in ('arviz', 'matplotlib', 'cvxpy') if m in sys.modules))"
+        "print(sorted(m for m in ('arviz', 'matplotlib', 'cvxpy', 'optuna') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "[]"

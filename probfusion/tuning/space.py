@@ -1,0 +1,222 @@
+"""The search space of ``probfusion tune`` and the settings of a study: typed, frozen, every default here.
+
+A :class:`SearchSpace` names the hyperparameters that a trial draws, each with its range and scale; every
+other value of a trial's config comes from the base :class:`~probfusion.config.RunConfig` (data, model kind,
+seed, ...). A dimension set to ``None`` is not searched and keeps the base config's value. Sampled values are
+written into the base config with :func:`dataclasses.replace` by field name, so the space does not depend on
+the config classes' defaults.
+
+Example:
+    >>> from probfusion.config import RunConfig
+    >>> from probfusion.tuning import IntDimension, SearchSpace
+    >>> space = SearchSpace(rank=IntDimension(1, 4), latent_dim=None)
+    >>> config = space.apply({"rank": 3, "learning_rate": 1e-3}, RunConfig())
+    >>> config.fusion.rank, config.train.learning_rate
+    (3, 0.001)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from probfusion.config import RunConfig, _JSONConfig
+from probfusion.errors import ConfigError
+from probfusion.options import FusionKind, PriorPenalty
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["FloatDimension", "IntDimension", "SearchSpace", "TuneConfig"]
+
+
+@dataclass(frozen=True)
+class IntDimension(_JSONConfig):
+    """An integer hyperparameter drawn from ``[low, high]`` (both included).
+
+    Attributes:
+        low: Smallest value.
+        high: Largest value.
+        log: Draw uniformly in log space (``low`` must then be at least 1 and ``step`` 1).
+        step: Spacing of the values ``low, low + step, ...``.
+    """
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ConfigError(f"IntDimension needs low <= high; got low {self.low}, high {self.high}.")
+        if self.step < 1:
+            raise ConfigError(f"IntDimension.step must be at least 1; got {self.step}.")
+        if self.log and (self.low < 1 or self.step != 1):
+            raise ConfigError(
+                f"A log-scale IntDimension needs low >= 1 and step 1; got low {self.low}, step {self.step}."
+            )
+
+    def suggest(self, trial: optuna.Trial, name: str) -> int:
+        """Draw the value of ``name`` for ``trial``."""
+        return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step)
+
+    def describe(self) -> str:
+        """The range as the README writes it, e.g. ``1 to 16, log``."""
+        scale = "log" if self.log else f"step {self.step}" if self.step != 1 else "linear"
+        return f"{self.low} to {self.high}, {scale}"
+
+
+@dataclass(frozen=True)
+class FloatDimension(_JSONConfig):
+    """A real hyperparameter drawn from ``[low, high]``.
+
+    Attributes:
+        low: Smallest value.
+        high: Largest value.
+        log: Draw uniformly in log space (``low`` must then be positive).
+    """
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high):
+            raise ConfigError(f"FloatDimension needs finite low <= high; got low {self.low}, high {self.high}.")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"A log-scale FloatDimension needs low > 0; got {self.low}.")
+
+    def suggest(self, trial: optuna.Trial, name: str) -> float:
+        """Draw the value of ``name`` for ``trial``."""
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def describe(self) -> str:
+        """The range as the README writes it, e.g. ``0.0001 to 0.03, log``."""
+        return f"{self.low:g} to {self.high:g}, {'log' if self.log else 'linear'}"
+
+
+@dataclass(frozen=True)
+class SearchSpace(_JSONConfig):
+    """The hyperparameters a trial draws; ``None`` keeps the base config's value.
+
+    Attributes:
+        rank: LMF rank r (``fusion.rank``); the maximum rank under a Bayesian rank prior. Drawn only for models
+            that have a rank (``lmf``, and ``gp-mkl``, whose encoders are trained by LMF at this rank).
+        latent_dim: Latent width d of each modality's jWAE encoder (``jwae.latent_dim``).
+        hidden_dim: Width of the encoder and decoder MLPs' hidden layer (``jwae.hidden_dim``).
+        prior_weight: Weight of the jWAE prior penalty (``jwae.prior_weight``); not drawn when the base config's
+            penalty is ``none``.
+        learning_rate: Adam learning rate (``train.learning_rate``).
+        weight_decay: Adam (L2) weight decay (``train.weight_decay``).
+        dropout: Dropout rate inside the encoders (``jwae.dropout``).
+        epochs: Maximum number of training epochs (``train.epochs``); early stopping may end sooner.
+    """
+
+    rank: IntDimension | None = field(default_factory=lambda: IntDimension(1, 16, log=True))
+    latent_dim: IntDimension | None = field(default_factory=lambda: IntDimension(2, 64, log=True))
+    hidden_dim: IntDimension | None = field(default_factory=lambda: IntDimension(16, 256, log=True))
+    prior_weight: FloatDimension | None = field(default_factory=lambda: FloatDimension(1e-3, 10.0, log=True))
+    learning_rate: FloatDimension | None = field(default_factory=lambda: FloatDimension(1e-4, 3e-2, log=True))
+    weight_decay: FloatDimension | None = field(default_factory=lambda: FloatDimension(1e-6, 1e-2, log=True))
+    dropout: FloatDimension | None = field(default_factory=lambda: FloatDimension(0.0, 0.5))
+    epochs: IntDimension | None = field(default_factory=lambda: IntDimension(20, 120, step=10))
+
+    # dimension -> (RunConfig section, field of that section)
+    TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "rank": ("fusion", "rank"),
+        "latent_dim": ("jwae", "latent_dim"),
+        "hidden_dim": ("jwae", "hidden_dim"),
+        "prior_weight": ("jwae", "prior_weight"),
+        "learning_rate": ("train", "learning_rate"),
+        "weight_decay": ("train", "weight_decay"),
+        "dropout": ("jwae", "dropout"),
+        "epochs": ("train", "epochs"),
+    }
+
+    def __post_init__(self) -> None:
+        for name in self.TARGETS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, IntDimension | FloatDimension):
+                raise ConfigError(
+                    f"SearchSpace.{name} must be an IntDimension, a FloatDimension or None; got {value!r}."
+                )
+        if self.dropout is not None and not (self.dropout.low >= 0.0 and self.dropout.high < 1.0):
+            raise ConfigError(f"SearchSpace.dropout must lie in [0, 1); got {self.dropout.describe()}.")
+
+    def active(self, base: RunConfig) -> dict[str, IntDimension | FloatDimension]:
+        """The dimensions drawn for ``base``: those not ``None`` that mean something for its model."""
+        dims = {name: getattr(self, name) for name in self.TARGETS if getattr(self, name) is not None}
+        if base.fusion.model not in (FusionKind.LMF, FusionKind.GP_MKL):
+            dims.pop("rank", None)
+        if base.jwae.prior_penalty is PriorPenalty.NONE:
+            dims.pop("prior_weight", None)
+        return dims
+
+    def suggest(self, trial: optuna.Trial, base: RunConfig) -> RunConfig:
+        """Draw every active dimension for ``trial`` and return the trial's config."""
+        return self.apply({name: dim.suggest(trial, name) for name, dim in self.active(base).items()}, base)
+
+    def apply(self, params: Mapping[str, Any], base: RunConfig) -> RunConfig:
+        """``base`` with ``params`` (``{dimension: value}``) written into their config fields.
+
+        Raises:
+            ConfigError: On an unknown dimension name, or a value the config rejects.
+        """
+        unknown = sorted(set(params) - set(self.TARGETS))
+        if unknown:
+            raise ConfigError(f"Unknown search dimension(s) {unknown}; expected a subset of {sorted(self.TARGETS)}.")
+        updates: dict[str, dict[str, Any]] = {}
+        for name, value in params.items():
+            section, key = self.TARGETS[name]
+            updates.setdefault(section, {})[key] = value
+        sections = {
+            section: dataclasses.replace(getattr(base, section), **values) for section, values in updates.items()
+        }
+        return dataclasses.replace(base, **sections)
+
+
+@dataclass(frozen=True)
+class TuneConfig(_JSONConfig):
+    """How a study searches: the space, the trial budget, parallelism, storage, sampler and pruner.
+
+    Attributes:
+        space: The hyperparameters a trial draws.
+        trials: Total trials of the study, over every worker and every rerun (complete and pruned trials count;
+            a failed trial does not, so a rerun makes it up).
+        workers: Local worker processes sharing the study.
+        storage: An Optuna storage URL (``postgresql://user:pw@host/db``, ``sqlite:///study.db``) to join a
+            study shared between machines; ``None`` keeps the study in a journal file in the study folder.
+        study_name: Name of the study in the storage; ``None`` takes the study folder's name. Every machine
+            sharing a storage must use the same name.
+        startup_trials: Trials drawn at random before TPE models the results.
+        prune_startup_trials: Trials that must finish before any trial is pruned (MedianPruner).
+        prune_warmup_epochs: Epochs a trial always runs before it can be pruned.
+    """
+
+    space: SearchSpace = field(default_factory=SearchSpace)
+    trials: int = 30
+    workers: int = 1
+    storage: str | None = None
+    study_name: str | None = None
+    startup_trials: int = 10
+    prune_startup_trials: int = 5
+    prune_warmup_epochs: int = 5
+
+    def __post_init__(self) -> None:
+        for key in ("trials", "workers"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"TuneConfig.{key} must be a positive integer; got {value!r}.")
+        for key in ("startup_trials", "prune_startup_trials", "prune_warmup_epochs"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"TuneConfig.{key} must be zero or positive; got {getattr(self, key)}.")
+        if self.storage is not None and "://" not in self.storage:
+            raise ConfigError(
+                f"TuneConfig.storage must be an Optuna storage URL such as postgresql://user:pw@host/db; "
+                f"got {self.storage!r}. Omit it to keep the study in the study folder."
+            )
+        if self.study_name is not None and not self.study_name.strip():
+            raise ConfigError("TuneConfig.study_name must not be empty; omit it to use the study folder's name.")

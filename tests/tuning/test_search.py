@@ -1,0 +1,182 @@
+"""probfusion.tune on tiny problems: it improves on its first trial, shares one journal between processes
+without losing or repeating trials, resumes, prunes, and leaves a best run that loads."""
+
+import csv
+import dataclasses
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from probfusion import load_run
+from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, SyntheticConfig, TrainConfig
+from probfusion.errors import ConfigError, InputDataError, ProbfusionError, RunExistsError
+from probfusion.inference.training import TrainingState
+from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
+from probfusion.tuning.study import StudyFolder, open_study
+from probfusion.tuning.worker import pruning_callback
+
+BASE = RunConfig(
+    data=DataConfig(name="synthetic", synthetic=SyntheticConfig(num_samples=300)),
+    jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
+    fusion=FusionConfig(rank=2, fused_dim=8),
+    train=TrainConfig(epochs=4),
+    device="cpu",
+)
+# av-digits (10 classes): a few epochs separate good learning rates and widths from bad ones.
+AV_DIGITS = RunConfig(
+    jwae=JWAEConfig(latent_dim=4, hidden_dim=16), fusion=FusionConfig(rank=2, fused_dim=8), device="cpu"
+)
+SPACE = SearchSpace(latent_dim=IntDimension(2, 8), hidden_dim=IntDimension(8, 32, log=True), epochs=IntDimension(3, 8))
+
+
+def settings(trials, **overrides):
+    values = {"space": SPACE, "trials": trials, "startup_trials": 4, "prune_startup_trials": 3}
+    values.update(overrides)
+    return TuneConfig(**values)
+
+
+def read_rows(out):
+    with (out / "trials.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_folders_match_states(out, rows):
+    for row in rows:
+        folder = out / "trials" / f"{int(row['number']):04d}"
+        assert folder.is_dir() == (row["state"] == "COMPLETE"), row
+
+
+def test_tune_beats_its_first_trial_and_its_best_run_loads(tmp_path):
+    out = tmp_path / "study"
+    space = dataclasses.replace(SPACE, epochs=IntDimension(2, 6))
+    result = tune(AV_DIGITS, out, settings(10, space=space))
+    rows = read_rows(out)
+    assert [int(r["number"]) for r in rows] == list(range(10))
+    first = float(rows[0]["value"])
+    assert rows[0]["state"] == "COMPLETE"  # nothing to prune against yet
+    assert result.best_value <= first - 0.3  # seeded (measured: 1.21 -> 0.27); chance level is ln 10 = 2.30
+    assert_folders_match_states(out, rows)
+    # The best run is an ordinary run whose validation NLL is the study's best value.
+    loaded = load_run(result.best_run)
+    assert loaded.metrics["val"]["nll"] == result.best_value
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["best_value"] == result.best_value
+    assert summary["best_trial"] == result.best_trial
+    assert summary["n_trials"]["COMPLETE"] + summary["n_trials"]["PRUNED"] == 10
+    assert (out / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+    best_row = rows[result.best_trial]
+    assert float(best_row["value"]) == result.best_value
+    assert int(best_row["params_latent_dim"]) == loaded.config.jwae.latent_dim
+
+
+def test_two_worker_processes_share_one_journal_without_lost_or_repeated_trials(tmp_path):
+    out = tmp_path / "study"
+    result = tune(BASE, out, settings(5, workers=2))
+    rows = read_rows(out)
+    assert sorted(int(r["number"]) for r in rows) == list(range(5))  # exactly T, each number once: no overshoot
+    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert sum(result.n_trials.values()) == 5
+    assert_folders_match_states(out, rows)
+    assert sorted(p.name for p in (out / "trials").iterdir() if not p.name.endswith(".lock")) == sorted(
+        f"{int(r['number']):04d}" for r in rows if r["state"] == "COMPLETE"
+    )
+
+
+def test_a_rerun_continues_the_study_and_draws_what_one_run_would(tmp_path):
+    tune(BASE, tmp_path / "resumed", settings(2))
+    assert len(read_rows(tmp_path / "resumed")) == 2
+    tune(BASE, tmp_path / "resumed", settings(4))
+    tune(BASE, tmp_path / "straight", settings(4))
+    resumed, straight = read_rows(tmp_path / "resumed"), read_rows(tmp_path / "straight")
+    assert [int(r["number"]) for r in resumed] == [0, 1, 2, 3]  # trials 0..3, not 0..1 twice
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed] == [
+        {k: v for k, v in r.items() if k not in drop} for r in straight
+    ]
+    # A budget already used up runs nothing more.
+    tune(BASE, tmp_path / "resumed", settings(3))
+    assert len(read_rows(tmp_path / "resumed")) == 4
+
+
+def test_the_pruner_prunes_a_trial_far_above_the_median():
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    good = study.ask()
+    report = pruning_callback(good)
+    for epoch in (1, 2, 3):
+        report(TrainingState(epoch=epoch, best_val_nll=0.1))
+    study.tell(good, 0.1)
+    bad = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="epoch 1"):
+        pruning_callback(bad)(TrainingState(epoch=1, best_val_nll=5.0))
+
+
+def test_a_diverging_learning_rate_is_pruned_and_leaves_no_folder(tmp_path):
+    out = tmp_path / "study"
+    space = SearchSpace(latent_dim=None, hidden_dim=None, epochs=None, learning_rate=FloatDimension(1e4, 1e5, log=True))
+    result = tune(BASE, out, TuneConfig(space=space, trials=2))
+    rows = read_rows(out)
+    assert [r["state"] for r in rows] == ["PRUNED", "PRUNED"]
+    assert all(r["note"].startswith("diverged") for r in rows)
+    assert [p for p in (out / "trials").iterdir() if not p.name.endswith(".lock")] == []  # run locks may stay
+    assert result.best_value is None
+    assert result.best_run is None
+    assert not (out / "best").exists()
+
+
+def test_a_stale_running_trial_is_failed_and_made_up_on_rerun(tmp_path):
+    out = tmp_path / "study"
+    tune(BASE, out, settings(1))
+    folder = StudyFolder(out)
+    study = open_study(folder, settings(1), BASE, create=False)
+    stale = study.ask()  # a worker that was killed mid-trial
+    folder.trial_dir(stale.number).mkdir()
+    tune(BASE, out, settings(2))
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[stale.number] is TrialState.FAIL
+    assert not folder.trial_dir(stale.number).exists()
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states.values()) == 2
+
+
+def test_a_rerun_with_another_base_config_is_refused(tmp_path):
+    out = tmp_path / "study"
+    tune(BASE, out, settings(1))
+    before = (out / "trials.csv").read_text()
+    with pytest.raises(ConfigError, match=r"another base config .*seed"):
+        tune(RunConfig(**{**BASE.__dict__, "seed": 1}), out, settings(2))
+    with pytest.raises(ConfigError, match="another search space"):
+        tune(BASE, out, settings(2, space=SearchSpace()))
+    assert (out / "trials.csv").read_text() == before
+
+
+def test_bad_data_or_folder_writes_nothing(tmp_path):
+    out = tmp_path / "study"
+    missing = RunConfig(**{**BASE.__dict__, "data": DataConfig(name=str(tmp_path / "none.npz")), "device": "cpu"})
+    with pytest.raises(InputDataError):
+        tune(missing, out, settings(1))
+    assert not out.exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(RunExistsError, match="holds no tuning study"):
+        tune(BASE, tmp_path / "busy", settings(1))
+    assert sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["notes.txt"]
+
+
+def test_a_trial_error_stops_the_study_with_the_library_error(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ProbfusionError("boom")
+
+    monkeypatch.setattr("probfusion.tuning.worker.fit", broken)
+    with pytest.raises(ProbfusionError, match="boom"):
+        tune(BASE, tmp_path / "study", settings(3))
+    assert not (tmp_path / "study").exists()  # nothing finished: no half-made study is left
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_value_the_config_rejects_fails_the_trial_and_stops_every_worker(tmp_path, workers):
+    space = SearchSpace(latent_dim=None, hidden_dim=None, epochs=IntDimension(0, 0))  # TrainConfig needs epochs > 0
+    out = tmp_path / "study"
+    with pytest.raises(ConfigError, match="epochs must be positive"):
+        tune(BASE, out, settings(4, space=space, workers=workers))
+    assert not out.exists()  # nothing finished, so nothing is left

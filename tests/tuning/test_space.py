@@ -1,0 +1,83 @@
+"""The search space: dimensions write into the right config fields by name, validate, and round-trip."""
+
+import dataclasses
+
+import optuna
+import pytest
+
+from probfusion.config import RunConfig
+from probfusion.errors import ConfigError
+from probfusion.options import FusionKind, PriorPenalty
+from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig
+
+
+def test_every_dimension_names_a_field_of_the_run_config():
+    # Guards against a renamed config field: apply() replaces by name and would fail on every trial.
+    base = RunConfig()
+    for name, (section, key) in SearchSpace.TARGETS.items():
+        assert key in {f.name for f in dataclasses.fields(getattr(base, section))}, name
+        assert hasattr(SearchSpace(), name)
+
+
+def test_apply_writes_values_by_field_name_and_keeps_the_rest():
+    base = RunConfig(seed=7)
+    config = SearchSpace().apply({"rank": 3, "latent_dim": 5, "learning_rate": 1e-3, "epochs": 40}, base)
+    assert (config.fusion.rank, config.jwae.latent_dim, config.train.learning_rate, config.train.epochs) == (
+        3,
+        5,
+        1e-3,
+        40,
+    )
+    assert config.seed == 7
+    assert config.data == base.data
+    assert config.jwae.hidden_dim == base.jwae.hidden_dim
+
+
+def test_suggest_draws_every_active_dimension():
+    params = {
+        "rank": 2,
+        "latent_dim": 8,
+        "hidden_dim": 32,
+        "prior_weight": 0.5,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-5,
+        "dropout": 0.2,
+        "epochs": 30,
+    }
+    config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
+    assert config.jwae.dropout == 0.2
+    assert config.jwae.prior_weight == 0.5
+    assert config.train.weight_decay == 1e-5
+
+
+def test_dimensions_without_meaning_for_the_model_are_not_drawn():
+    base = RunConfig()
+    tfn = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, model=FusionKind.TFN))
+    assert "rank" not in SearchSpace().active(tfn)
+    plain = dataclasses.replace(base, jwae=dataclasses.replace(base.jwae, prior_penalty=PriorPenalty.NONE))
+    assert "prior_weight" not in SearchSpace().active(plain)
+    assert "rank" not in SearchSpace(rank=None).active(base)
+
+
+def test_json_round_trip():
+    settings = TuneConfig(space=SearchSpace(rank=None, dropout=FloatDimension(0.0, 0.3)), trials=5, workers=2)
+    assert TuneConfig.from_dict(settings.to_dict()) == settings
+    assert SearchSpace.from_dict(SearchSpace().to_dict()) == SearchSpace()
+
+
+@pytest.mark.parametrize(
+    ("build", "fragment"),
+    [
+        (lambda: IntDimension(5, 2), "low <= high"),
+        (lambda: IntDimension(0, 4, log=True), "log-scale"),
+        (lambda: FloatDimension(0.0, 1.0, log=True), "log-scale"),
+        (lambda: SearchSpace(dropout=FloatDimension(0.0, 1.0)), "dropout"),
+        (lambda: SearchSpace().apply({"momentum": 0.9}, RunConfig()), "Unknown search dimension"),
+        (lambda: TuneConfig(trials=0), "trials"),
+        (lambda: TuneConfig(workers=0), "workers"),
+        (lambda: TuneConfig(storage="study.db"), "storage URL"),
+    ],
+)
+def test_bad_values_are_config_errors(build, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        build()
