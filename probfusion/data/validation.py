@@ -16,6 +16,8 @@ from probfusion.errors import InputDataError, InputDataWarning
 
 __all__ = ["check_feature_dims", "check_labels", "check_tensor_views", "check_views", "warn_if_unstandardised"]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def check_views(views: Mapping[str, object], *, source: str = "the data") -> dict[str, np.ndarray]:
     """Check named modalities and return them as ``float32`` arrays.
@@ -47,15 +49,23 @@ def check_views(views: Mapping[str, object], *, source: str = "the data") -> dic
             )
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise InputDataError(f"Modality {name!r} in {source} is empty (shape {array.shape}).")
-        array = array.astype(np.float32, copy=False)
-        bad = ~np.isfinite(array)
-        if bad.any():
-            rows = np.flatnonzero(bad.any(axis=1))
-            kind = "NaN" if np.isnan(array).any() else "inf"
+        if array.dtype.kind == "f":
+            bad = ~np.isfinite(array)
+            if bad.any():
+                rows = np.flatnonzero(bad.reshape(array.shape[0], -1).any(axis=1))
+                kind = "NaN" if np.isnan(array).any() else "inf"
+                raise InputDataError(
+                    f"Modality {name!r} in {source} holds {int(bad.sum())} {kind} value(s), first in row {rows[0]}; "
+                    "impute or drop those rows before fitting."
+                )
+        # The model computes in float32: a value beyond its range would become inf (and then NaN) silently.
+        largest = float(np.abs(array).max()) if array.dtype.kind != "b" else 1.0
+        if largest > _FLOAT32_MAX:
             raise InputDataError(
-                f"Modality {name!r} in {source} holds {int(bad.sum())} {kind} value(s), first in row {rows[0]}; "
-                "impute or drop those rows before fitting."
+                f"Modality {name!r} in {source} holds values up to {largest:.3g}, beyond the float32 range "
+                f"(+-{_FLOAT32_MAX:.3g}) the model computes in; rescale those features (e.g. divide or take a log)."
             )
+        array = array.astype(np.float32, copy=False)
         out[str(name)] = array
     counts = {name: array.shape[0] for name, array in out.items()}
     if len(set(counts.values())) > 1:
