@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from probfusion.config import MAX_SEED
 from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
 from probfusion.runs.run_dir import RunDirectory
 
@@ -24,7 +25,7 @@ def enum_choice(enum: type[StrEnum]) -> click.Choice:
 
 seed_option = click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of every random choice (split, initialisation, minibatches); recorded in config.json.",
