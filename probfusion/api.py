@@ -21,7 +21,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from probfusion.config import FusionConfig, RunConfig
@@ -29,18 +28,20 @@ from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.registry import load_dataset
 from probfusion.data.splits import split_dataset
 from probfusion.data.transforms import Standardizer
-from probfusion.errors import CheckpointError, ConfigError, ProbfusionError, RunExistsError
+from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError, RunExistsError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
 from probfusion.inference.svi import fit_bayesian_head
 from probfusion.inference.training import TrainingState, train_classifier
+from probfusion.model_size import check_model_size
 from probfusion.options import DeviceKind, FusionKind, KernelFeatures, RankPrior
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
+from probfusion.runs.weights import metadata_count, stored_standardizer, weights_header
 from probfusion.seeding import make_generator
 
 __all__ = ["LoadedRun", "Run", "fit", "load_run", "next_run_dir", "read_run_config", "resolve_device"]
@@ -70,6 +71,8 @@ class LoadedRun:
             ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
+        class_labels: The original label (int or string) of each model output ``0..c-1``; ``0..c-1`` itself for
+            runs written before labels were kept.
     """
 
     path: Path
@@ -77,10 +80,15 @@ class LoadedRun:
     model: torch.nn.Module
     standardizer: Standardizer
     metrics: dict[str, Any]
+    class_labels: tuple[int | str, ...] = ()
 
     def splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
-        """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed."""
-        return _load_splits(self.config)
+        """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed.
+
+        Raises:
+            InputDataError: If the data now holds other classes than the run was trained on.
+        """
+        return _load_splits(self.config, class_labels=self.class_labels or None)
 
     def tensors(self, dataset: MultimodalDataset) -> TensorData:
         """Standardise ``dataset`` with the run's training statistics, on the model's device."""
@@ -116,9 +124,20 @@ def next_run_dir(root: Path | str, config: RunConfig) -> Path:
     return candidate
 
 
-def _load_splits(config: RunConfig) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
+def _load_splits(
+    config: RunConfig, *, class_labels: tuple[int | str, ...] | None = None
+) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
+    """Load and split the run's data; check the model it implies fits, and (for a stored run) its classes."""
     dataset = load_dataset(config.data, seed=config.seed)
-    return split_dataset(dataset, config.data, config.seed)
+    if class_labels is not None and tuple(dataset.classes or ()) != tuple(class_labels):
+        raise InputDataError(
+            f"The data {config.data.name!r} now holds the classes {list(dataset.classes or ())[:10]}, but the run was "
+            f"trained on {list(class_labels)[:10]}; its outputs would be read as the wrong classes. Re-run fit on "
+            "this data."
+        )
+    parts = split_dataset(dataset, config.data, config.seed)
+    check_model_size(config, dataset.dims, int(dataset.num_classes or 0), max(len(p.labels) for p in parts))
+    return parts
 
 
 def _provenance(dims: dict[str, int], num_classes: int) -> dict[str, Any]:
@@ -373,11 +392,13 @@ def fit(
             rank=config.fusion.rank,
             rank_prior=config.fusion.rank_prior.value,
             posterior_samples=num_samples,
+            class_labels=list(train_set.classes or ()),
             **extra,
         )
         weights = {f"model.{k}": v for k, v in final.state_dict().items()}
         weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
         meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
+        meta["class_labels"] = list(train_set.classes or ())  # the original label of each output, in order
         write_tensors(run.file(run.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
         atomic_write_csv(run.file(run.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
         atomic_write_csv(
@@ -410,24 +431,24 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
             f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
         )
     config = read_run_config(run.path)
-    tensors, meta = read_tensors(run.file(run.WEIGHTS))
+    weights = run.file(run.WEIGHTS)
+    tensors, meta = read_tensors(weights)
+    dims, num_classes, class_labels = weights_header(meta, weights)
     try:
-        dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
-        num_classes = int(meta["num_classes"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(
-            f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion."
-        ) from None
-    model = _build_final_model(config, dims, num_classes, int(meta.get("num_train", 0) or 0))
-    load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
-    state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}
-    try:
-        standardizer = Standardizer.from_state(state, tuple(dims))
-    except KeyError:
-        raise CheckpointError(f"{run.file(run.WEIGHTS)} lacks the training standardisation.") from None
-    if any(np.asarray(v).shape != (dims[m],) for m, v in standardizer.mean.items()):
-        raise CheckpointError(f"{run.file(run.WEIGHTS)}: standardisation widths do not match the input dims.")
+        check_model_size(config, dims, num_classes, 2)
+    except ConfigError as error:
+        raise CheckpointError(f"{weights} describes a model too large to build ({error}); re-run fit.") from None
+    num_train = metadata_count(meta.get("num_train", 0), "num_train", weights)
+    model = _build_final_model(config, dims, num_classes, num_train)
+    # The head's output width is checked here too: its weights must have the shape a c-class head has.
+    load_module_state(model, tensors, prefix="model.", source=weights)
+    standardizer = stored_standardizer(tensors, dims, weights)
     model = model.to(resolve_device(device)).eval()
     return LoadedRun(
-        path=run.path, config=config, model=model, standardizer=standardizer, metrics=run.read_json(run.METRICS_JSON)
+        path=run.path,
+        config=config,
+        model=model,
+        standardizer=standardizer,
+        metrics=run.read_json(run.METRICS_JSON),
+        class_labels=class_labels,
     )
