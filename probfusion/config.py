@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import types
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -199,8 +200,9 @@ class DataConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", parse_option(self.split, SplitKind, name="split"))
         object.__setattr__(self, "label_scheme", parse_option(self.label_scheme, LabelScheme, name="label scheme"))
-        if self.modalities is not None:
-            object.__setattr__(self, "modalities", tuple(self.modalities))
+        if self.modalities is not None:  # NFC, as the data's names are (probfusion.data.validation)
+            names = tuple(unicodedata.normalize("NFC", m) if isinstance(m, str) else m for m in self.modalities)
+            object.__setattr__(self, "modalities", names)
             if len(self.modalities) == 0 or len(set(self.modalities)) != len(self.modalities):
                 raise ConfigError(f"DataConfig.modalities must be distinct names, at least one; got {self.modalities}.")
         for key in ("val_fraction", "test_fraction"):

@@ -6,6 +6,7 @@ their inputs.
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from collections.abc import Mapping
 
@@ -16,8 +17,10 @@ from probfusion.errors import InputDataError, InputDataWarning
 
 __all__ = [
     "MAX_CLASSES",
+    "RESERVED_MODALITY_NAMES",
     "check_feature_dims",
     "check_labels",
+    "check_modality_name",
     "check_tensor_views",
     "check_views",
     "warn_if_unstandardised",
@@ -27,6 +30,37 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 MAX_CLASSES = 50_000
 """Most classes a dataset may hold (the head and the ``(s, n, c)`` predictive grow with c)."""
+
+
+RESERVED_MODALITY_NAMES = ("all", "each")
+"""Words ``--modality`` gives a meaning of its own (every modality together; each one alone)."""
+
+
+def check_modality_name(name: object, *, seen: Mapping[str, object] | None = None, source: str = "the data") -> str:
+    """Return ``name`` in Unicode NFC form, or refuse a name the CLI and the weights file cannot carry.
+
+    Raises:
+        InputDataError: If the name is not a non-empty string, holds a comma (it splits ``--modalities a,b``), a
+            dot (it nests weight names) or surrounding spaces, is a reserved word of ``--modality``, or equals a
+            name in ``seen`` once both are NFC-normalised (``"café"`` written with a combining accent, say).
+    """
+    if not isinstance(name, str):
+        raise InputDataError(f"Modality name {name!r} in {source} is not a string; name every modality.")
+    normal = unicodedata.normalize("NFC", name)
+    problem = None
+    if not normal.strip():
+        problem = "is empty"
+    elif normal != normal.strip():
+        problem = "starts or ends with white space"
+    elif "," in normal or "." in normal:
+        problem = "holds a comma or a dot (commas separate --modalities, dots nest weight names)"
+    elif normal.casefold() in RESERVED_MODALITY_NAMES:
+        problem = "is a reserved word of --modality ('all': every modality together, 'each': each one alone)"
+    elif seen is not None and normal in seen:
+        problem = "repeats another modality's name once both are in Unicode NFC form"
+    if problem is not None:
+        raise InputDataError(f"Modality name {name!r} in {source} {problem}; rename that array.")
+    return normal
 
 
 def check_views(views: Mapping[str, object], *, source: str = "the data") -> dict[str, np.ndarray]:
@@ -46,7 +80,8 @@ def check_views(views: Mapping[str, object], *, source: str = "the data") -> dic
     if len(views) == 0:
         raise InputDataError(f"{source} has no modality; expected at least one (n, d_m) array.")
     out: dict[str, np.ndarray] = {}
-    for name, raw in views.items():
+    for raw_name, raw in views.items():
+        name = check_modality_name(raw_name, seen=out, source=source)
         array = np.asarray(raw)
         if array.dtype.kind not in "biuf":
             raise InputDataError(
@@ -76,7 +111,7 @@ def check_views(views: Mapping[str, object], *, source: str = "the data") -> dic
                 f"(+-{_FLOAT32_MAX:.3g}) the model computes in; rescale those features (e.g. divide or take a log)."
             )
         array = array.astype(np.float32, copy=False)
-        out[str(name)] = array
+        out[name] = array
     counts = {name: array.shape[0] for name, array in out.items()}
     if len(set(counts.values())) > 1:
         (first, n_first), *rest = counts.items()
