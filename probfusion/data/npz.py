@@ -50,6 +50,12 @@ def read_npz(source: str | Path | IO[bytes], *, where: str) -> dict[str, np.ndar
                 return read_npz(handle, where=where)
         except (FileNotFoundError, IsADirectoryError):
             raise InputDataError(f"No file at {where}; check the path.") from None
+        except PermissionError:
+            raise InputDataError(
+                f"Cannot read {where}: permission denied; make the file readable (chmod u+r) or copy it."
+            ) from None
+        except OSError as error:
+            raise InputDataError(f"Cannot read {where} ({error.strerror or error}); check the file.") from None
     # Without this check np.load would try other formats (.npy, pickle) on a file that is not a zip archive.
     if not zipfile.is_zipfile(source):
         raise InputDataError(f"{where} is not a readable .npz archive (not a zip file); re-create it with np.savez.")

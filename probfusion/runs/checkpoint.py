@@ -30,17 +30,37 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]
         The tensors (on the CPU) and the decoded metadata.
 
     Raises:
-        CheckpointError: If the file is missing or not a valid safetensors file.
+        CheckpointError: If the file is missing, cannot be read (permission denied), or is corrupt (not a
+            safetensors file, or metadata that is not JSON); the message says which.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No weights file at {path}; the run is incomplete or the path is wrong.")
+    try:
+        # Open it ourselves first: is_file() is False both for a missing file and for one in a folder we may not
+        # read, and safetensors words a permission error like a corrupt file.
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise CheckpointError(
+            f"Cannot read {path}: permission denied; make it readable (chmod u+r) or run as its owner."
+        ) from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise CheckpointError(f"No weights file at {path}; the run is incomplete or the path is wrong.") from None
+    except OSError as error:
+        raise CheckpointError(f"Cannot read {path} ({error.strerror or error}); check the disk and the path.") from None
     try:
         with safe_open(str(path), framework="pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
-            metadata = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
-    except (SafetensorError, ValueError, OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({error}); re-run fit.") from None
+            raw_metadata = handle.metadata() or {}
+    except (SafetensorError, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"{path} is corrupt: not a readable safetensors file ({error}); re-run fit with --overwrite."
+        ) from None
+    try:
+        metadata = {key: json.loads(value) for key, value in raw_metadata.items()}
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise CheckpointError(
+            f"{path} is corrupt: its metadata is not valid JSON ({type(error).__name__}); re-run fit with --overwrite."
+        ) from None
     return tensors, metadata
 
 
