@@ -345,7 +345,7 @@ def fit(
         atomic_write_json(
             run.file(run.CONFIG), {"config": config.to_dict(), "provenance": _provenance(dims, num_classes)}
         )
-    state = load_training_state(run, model) if resume else None
+    state = load_training_state(run, model, train=config.train) if resume else None
 
     handler = logging.FileHandler(run.file(run.LOG), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
