@@ -93,3 +93,11 @@ def test_tampered_weights_are_one_line_checkpoint_errors(run_copy, tensors, meta
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_nan_weights_are_refused_not_evaluated_to_nan(run_copy):
+    stored, _ = read_tensors(run_copy / "weights.safetensors")
+    key = next(k for k in stored if k.startswith("model.fusion."))
+    _rewrite_weights(run_copy, tensors={key: torch.full_like(stored[key], float("nan"))})
+    with pytest.raises(CheckpointError, match=r"NaN or inf.*re-run fit with --overwrite"):
+        load_run(run_copy)

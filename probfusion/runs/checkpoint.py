@@ -70,8 +70,8 @@ def load_module_state(
     """Load ``prefix``-ed tensors into ``module``, checking names and shapes first.
 
     Raises:
-        CheckpointError: On a missing or unexpected tensor, or a shape that differs from the module's, with
-            both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)").
+        CheckpointError: On a missing or unexpected tensor, a shape that differs from the module's, with
+            both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)"), or a NaN or inf value.
     """
     expected = module.state_dict()
     found = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
@@ -88,4 +88,18 @@ def load_module_state(
                 f"Weight {key!r} in {source} has shape {tuple(found[key].shape)}; the model built from the "
                 f"run's config expects {tuple(value.shape)}. The config and weights do not belong together."
             )
+        if found[key].dtype != value.dtype:
+            raise CheckpointError(
+                f"Weight {key!r} in {source} has dtype {found[key].dtype}; the model expects {value.dtype}. "
+                "The file is damaged or was edited; re-run fit with --overwrite."
+            )
+        stored = found[key]
+        if stored.is_floating_point():
+            # inf only where the module itself holds it (constraint bounds of GPyTorch); NaN never.
+            bad = torch.isnan(stored) | (torch.isinf(stored) & (stored != value))
+            if bool(bad.any()):
+                raise CheckpointError(
+                    f"Weight {key!r} in {source} holds {int(bad.sum())} NaN or inf value(s); the file is damaged "
+                    "or was edited; re-run fit with --overwrite."
+                )
     module.load_state_dict({key: found[key] for key in expected})

@@ -202,9 +202,7 @@ def load_training_state(run: RunDirectory, model: torch.nn.Module, *, train: Tra
     if extra:
         raise check.fail("tensor names", "model.*, best.* or optim.*", extra[:3])
     load_module_state(model, tensors, prefix="model.", source=source)
-    expected = model.state_dict()
-    for key, value in expected.items():
-        check.finite(value, f"tensor 'model.{key}'")
+    expected = model.state_dict()  # load_module_state checked names, shapes, dtypes and finiteness
 
     epoch = check.integer(counters["epoch"], "counters.epoch", 0, train.epochs)
     best_epoch = check.integer(counters["best_epoch"], "counters.best_epoch", 0, epoch)

@@ -41,3 +41,20 @@ def test_metadata_that_is_not_json_is_corrupt(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path), metadata={"counters": "[" * 100_000 + "]" * 100_000})
     with pytest.raises(CheckpointError, match="corrupt"):
         read_tensors(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (torch.tensor([[1.0, float("nan")]]), "NaN or inf"),
+        (torch.tensor([[1.0, float("inf")]]), "NaN or inf"),
+        (torch.tensor([[1.0, 2.0]], dtype=torch.float64), "dtype torch.float64"),
+    ],
+)
+def test_non_finite_or_retyped_weights_are_refused(tmp_path, value, fragment):
+    from probfusion.runs.checkpoint import load_module_state
+
+    module = torch.nn.Linear(2, 1, bias=False)
+    with pytest.raises(CheckpointError, match=fragment) as info:
+        load_module_state(module, {"model.weight": value}, prefix="model.", source=tmp_path / "w")
+    assert "re-run fit" in str(info.value)

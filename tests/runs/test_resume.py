@@ -116,7 +116,7 @@ def _format(tensors, counters, meta):
 
 CASES = {
     "NaN best weights": (_nan("best."), ["best.", "finite", "NaN or inf"]),
-    "NaN model weights": (_nan("model."), ["model.", "finite"]),
+    "NaN model weights": (_nan("model."), ["fusion.factors.0", "NaN or inf", "re-run fit with --overwrite"]),
     "NaN Adam state": (_nan("optim."), ["optim.", "finite"]),
     "best of another shape": (_reshape("best."), ["best.", "shape"]),
     "Adam state of another shape": (_reshape("optim.0.exp_avg"), ["optim.0.exp_avg", "shape"]),
