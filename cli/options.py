@@ -33,6 +33,11 @@ seed_option = click.option(
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 
 
+def _one_line(error: Exception) -> str:
+    # Messages quote paths and names as given; a newline inside one must not break the one-line contract.
+    return str(error).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def handle_errors(command: F) -> F:
     """Turn library errors into one-line CLI errors: bad options exit 2, other failures exit 1, no traceback."""
 
@@ -40,10 +45,10 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ConfigError as error:
-            raise click.UsageError(str(error)) from None
-        except ProbfusionError as error:
-            raise click.ClickException(str(error)) from None
+        except ConfigError as error:  # an option (or a stored config) out of range: a usage error, exit 2
+            raise click.UsageError(_one_line(error)) from None
+        except ProbfusionError as error:  # bad data, a damaged run, an existing run: exit 1, one line
+            raise click.ClickException(_one_line(error)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted; an unfinished fit continues with --resume.", err=True)
             sys.exit(130)
