@@ -78,7 +78,11 @@ def model_size(
     tensors["head weight (fused_dim * classes)"] = h * c
     samples = 1
     if fusion.model is FusionKind.GP_MKL:
-        samples = config.gp.posterior_samples
+        gp = config.gp
+        samples = gp.posterior_samples
+        exact = min(rows, gp.max_exact_points)  # one batched exact GP per class up to max_exact_points rows
+        tensors["GP kernel matrices (classes * min(rows, max_exact_points)^2)"] = c * exact * exact
+        tensors["GP inducing cross-covariances (classes * num_inducing * rows)"] = c * gp.num_inducing * rows
     elif fusion.rank_prior is not RankPrior.NONE:
         bayes = config.bayes
         sites = r + m * r * (d + 1) + c * r + c

@@ -8,6 +8,7 @@ from probfusion.config import (
     BayesConfig,
     EvaluationConfig,
     FusionConfig,
+    GPMKLConfig,
     JWAEConfig,
     RunConfig,
 )
@@ -56,6 +57,10 @@ def test_the_data_dependent_size_check_counts_modalities_and_classes():
         model_size.check_model_size(config, {f"m{k}": 5 for k in range(6)}, 10, 2000)
     with pytest.raises(ConfigError, match="predictive probabilities"):
         model_size.check_model_size(RunConfig(), {"a": 3}, 50_000, 10**6)
+    gp = RunConfig(fusion=FusionConfig(model="gp-mkl"), gp=GPMKLConfig(max_exact_points=10**6))
+    model_size.check_model_size(gp, {"a": 3, "b": 8}, 10, 1437)
+    with pytest.raises(ConfigError, match="GP kernel matrices"):
+        model_size.check_model_size(gp, {"a": 3, "b": 8}, 10, 10**5)
 
 
 def test_default_configs_are_far_below_the_limits():

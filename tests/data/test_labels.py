@@ -71,3 +71,15 @@ def test_too_many_classes_are_refused(monkeypatch):
     monkeypatch.setattr(validation, "MAX_CLASSES", 3)
     with pytest.raises(InputDataError, match="4 classes; at most 3"):
         _dataset(np.arange(16) % 4)
+
+
+def test_string_labels_load_from_an_npz_and_split(tmp_path):
+    from probfusion.config import DataConfig
+    from probfusion.data import load_dataset, split_indices
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x_a=np.arange(40.0).reshape(20, 2), y=np.array(["yes", "no"] * 10))  # was a dtype error
+    data = load_dataset(DataConfig(name=str(path)))
+    assert data.classes == ("no", "yes")
+    parts = split_indices(data, DataConfig(name=str(path)), seed=0)
+    assert set(data.labels[parts.train].tolist()) == {0, 1}
