@@ -128,10 +128,10 @@ def split_indices(dataset: MultimodalDataset, config: DataConfig, seed: int) -> 
         if dataset.split is None:
             raise ConfigError(f"Dataset {dataset.name!r} ships no predefined split; use split 'random'.")
         train, val, test = (np.flatnonzero(dataset.split == k) for k in (0, 1, 2))
-    fix = {
-        SplitKind.RANDOM: "add rows of other classes or use another seed",
+    fix = {  # how to change what goes into a part
+        SplitKind.RANDOM: "add rows (of other classes) or use another seed",
         SplitKind.SPEAKER: "hold out another speaker",
-        SplitKind.PREDEFINED: "assign rows of at least two classes to it in the split array (0 train)",
+        SplitKind.PREDEFINED: "change the split array (0 train, 1 validation, 2 test)",
     }[kind]
     for part, idx in (("train", train), ("validation", val), ("test", test)):
         if idx.size == 0:
@@ -141,7 +141,7 @@ def split_indices(dataset: MultimodalDataset, config: DataConfig, seed: int) -> 
         only = (dataset.classes or ())[int(train_classes[0])] if dataset.classes else int(train_classes[0])
         raise InputDataError(
             f"The train part of dataset {dataset.name!r} under split {kind} holds a single class ({only!r}); a "
-            f"classifier needs at least two to learn from: {fix}."
+            f"classifier needs rows of at least two classes to learn from: {fix}."
         )
     return DataSplits(train=train, val=val, test=test)
 
