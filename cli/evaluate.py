@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from probfusion.api import fit as fit_run
 from probfusion.api import load_run, next_run_dir
 from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option, trust_pickle_option
-from probfusion.config import EvaluationConfig, RunConfig
+from probfusion.config import MAX_SEED, EvaluationConfig, RunConfig
 from probfusion.evaluation import evaluate as evaluate_run
 from probfusion.evaluation import latest_run
 from probfusion.options import AttackKind, ShiftKind
@@ -151,7 +151,7 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=_EVAL.seed,
     show_default=True,
     help="Seed of the random starts, shift noise and posterior samples.",

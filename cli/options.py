@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from probfusion.config import MAX_SEED
 from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
 from probfusion.runs.run_dir import RunDirectory
 
@@ -24,7 +25,7 @@ def enum_choice(enum: type[StrEnum]) -> click.Choice:
 
 seed_option = click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of every random choice (split, initialisation, minibatches); recorded in config.json.",
@@ -38,6 +39,11 @@ trust_pickle_option = click.option(
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 
 
+def _one_line(error: Exception) -> str:
+    # Messages quote paths and names as given; a newline inside one must not break the one-line contract.
+    return str(error).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def handle_errors(command: F) -> F:
     """Turn library errors into one-line CLI errors: bad options exit 2, other failures exit 1, no traceback."""
 
@@ -45,10 +51,10 @@ def handle_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except ConfigError as error:
-            raise click.UsageError(str(error)) from None
-        except ProbfusionError as error:
-            raise click.ClickException(str(error)) from None
+        except ConfigError as error:  # an option (or a stored config) out of range: a usage error, exit 2
+            raise click.UsageError(_one_line(error)) from None
+        except ProbfusionError as error:  # bad data, a damaged run, an existing run: exit 1, one line
+            raise click.ClickException(_one_line(error)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted; an unfinished fit continues with --resume.", err=True)
             sys.exit(130)

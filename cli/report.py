@@ -9,6 +9,7 @@ from rich.console import Console
 
 from probfusion.api import load_run
 from probfusion.cli.options import check_run_dir, handle_errors, quiet_option, trust_pickle_option
+from probfusion.config import MAX_SEED
 from probfusion.diagnostics.posterior import DEFAULT_DRAWS
 from probfusion.diagnostics.report import write_report
 from probfusion.errors import CheckpointError, ConfigError
@@ -41,7 +42,9 @@ def _compare_labels(run: Path, compare: tuple[Path, ...]) -> dict[str, Path]:
     show_default=True,
     help="Posterior draws of an SVI run (NUTS runs use their stored draws).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the SVI draws.")
+@click.option(
+    "--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True, help="Seed of the SVI draws."
+)
 @click.option(
     "--compare",
     "compare",

@@ -32,13 +32,14 @@ from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, 
 from probfusion.data.registry import load_dataset, registered_names
 from probfusion.data.splits import split_indices
 from probfusion.data.transforms import Standardizer
-from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
+from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
 from probfusion.inference.svi import fit_bayesian_head
 from probfusion.inference.training import TrainingState, train_classifier
+from probfusion.model_size import check_model_size
 from probfusion.options import DeviceKind, FusionKind, KernelFeatures, RankPrior
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
@@ -47,6 +48,7 @@ from probfusion.runs.lock import run_lock
 from probfusion.runs.manifest import verify_manifest, write_manifest
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
+from probfusion.runs.weights import metadata_count, stored_standardizer, weights_header
 from probfusion.seeding import make_generator
 
 if TYPE_CHECKING:
@@ -97,6 +99,8 @@ class LoadedRun:
             ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
+        class_labels: The original label (int or string) of each model output ``0..c-1``; ``0..c-1`` itself for
+            runs written before labels were kept.
         trust_pickle: Whether the caller of :func:`load_run` allowed opening the run's data if it is a pickle
             (never read from the run's files).
         data_fingerprint: The SHA-256 of the data and split recorded at fit time (None for older runs).
@@ -107,6 +111,7 @@ class LoadedRun:
     model: torch.nn.Module
     standardizer: Standardizer
     metrics: dict[str, Any]
+    class_labels: tuple[int | str, ...] = ()
     trust_pickle: bool = False
     data_fingerprint: dict[str, Any] | None = None
 
@@ -117,7 +122,9 @@ class LoadedRun:
 
     @functools.cached_property
     def _splits(self) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset]:
-        *parts, fingerprint = _load_splits(self.config, trust_pickle=self.trust_pickle)
+        *parts, fingerprint = _load_splits(
+            self.config, trust_pickle=self.trust_pickle, class_labels=self.class_labels or None
+        )
         check_fingerprint(self.data_fingerprint, fingerprint, run=str(self.path), data=self.config.data.name)
         return parts[0], parts[1], parts[2]
 
@@ -153,7 +160,8 @@ class LoadedRun:
         """Rebuild the run's (train, validation, test) datasets; deterministic under the run's seed.
 
         Raises:
-            InputDataError: If the data or its split is not the one the run was fitted on (SHA-256 check).
+            InputDataError: If the data or its split is not the one the run was fitted on (SHA-256 check), or
+                now holds other classes than the run was trained on.
             UntrustedFileError: If the data is a pickle and :func:`load_run` was not given ``trust_pickle``.
         """
         return self._splits
@@ -193,11 +201,22 @@ def next_run_dir(root: Path | str, config: RunConfig) -> Path:
 
 
 def _load_splits(
-    config: RunConfig, *, trust_pickle: bool
+    config: RunConfig, *, trust_pickle: bool, class_labels: tuple[int | str, ...] | None = None
 ) -> tuple[MultimodalDataset, MultimodalDataset, MultimodalDataset, dict[str, Any]]:
-    """(train, validation, test, fingerprint); the fingerprint holds the data's path and both SHA-256s."""
+    """(train, validation, test, fingerprint) of the run's data; the fingerprint holds its path and SHA-256s.
+
+    Also checks that the model the config implies fits, and (for a stored run) that the classes are its own.
+    """
     dataset = load_dataset(config.data, seed=config.seed, trust_pickle=trust_pickle)
+    if class_labels is not None and tuple(dataset.classes or ()) != tuple(class_labels):
+        raise InputDataError(
+            f"The data {config.data.name!r} now holds the classes {list(dataset.classes or ())[:10]}, but the run was "
+            f"trained on {list(class_labels)[:10]}; its outputs would be read as the wrong classes. Re-run fit on "
+            "this data."
+        )
     parts = split_indices(dataset, config.data, config.seed)
+    subsets = dataset.subset(parts.train), dataset.subset(parts.val), dataset.subset(parts.test)
+    check_model_size(config, dataset.dims, int(dataset.num_classes or 0), max(len(p.labels) for p in subsets))
     fingerprint = {
         "name": config.data.name,
         "path": None if _is_registered(config.data.name) else config.data.name,
@@ -205,7 +224,7 @@ def _load_splits(
         "split_sha256": split_fingerprint((parts.train, parts.val, parts.test)),
         "num_samples": dataset.num_samples,
     }
-    return dataset.subset(parts.train), dataset.subset(parts.val), dataset.subset(parts.test), fingerprint
+    return *subsets, fingerprint
 
 
 def _is_registered(name: str) -> bool:
@@ -422,12 +441,13 @@ def _train_into(
     tensors: dict[str, TensorData],
     standardizer: Standardizer,
     *,
+    class_labels: list[Any],
     progress: Callable[[int, int], None] | None,
     on_epoch_end: Callable[[TrainingState], None] | None,
 ) -> dict[str, Any]:
     """Train (or continue training) ``model`` in the staging folder ``work`` and write every file of the run."""
     dims, num_classes = {m: int(mean.shape[0]) for m, mean in standardizer.mean.items()}, model.num_classes
-    state = load_training_state(work, model) if work.file(work.CHECKPOINT).is_file() else None
+    state = load_training_state(work, model, train=config.train) if work.file(work.CHECKPOINT).is_file() else None
 
     def checkpoint(current: TrainingState) -> None:
         save_training_state(work, model, current)
@@ -460,11 +480,13 @@ def _train_into(
         rank=config.fusion.rank,
         rank_prior=config.fusion.rank_prior.value,
         posterior_samples=num_samples,
+        class_labels=class_labels,
         **extra,
     )
     weights = {f"model.{k}": v for k, v in final.state_dict().items()}
     weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
     meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
+    meta["class_labels"] = class_labels  # the original label of each output, in order
     write_tensors(work.file(work.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
     atomic_write_csv(work.file(work.HISTORY_CSV), [dataclasses.asdict(r) for r in result.history])
     atomic_write_csv(
@@ -538,7 +560,14 @@ def fit(
                 }
                 with _run_log(work):
                     metrics = _train_into(
-                        work, config, model, tensors, standardizer, progress=progress, on_epoch_end=on_epoch_end
+                        work,
+                        config,
+                        model,
+                        tensors,
+                        standardizer,
+                        class_labels=list(parts[0].classes or ()),
+                        progress=progress,
+                        on_epoch_end=on_epoch_end,
                     )
             write_manifest(work.path, _MANIFEST_FILES)
             publish(work, target)
@@ -584,23 +613,18 @@ def load_run(
     verify_manifest(run.path)
     config = read_run_config(run.path)
     fingerprint = _stored_fingerprint(run)
-    tensors, meta = read_tensors(run.file(run.WEIGHTS))
+    weights = run.file(run.WEIGHTS)
+    tensors, meta = read_tensors(weights)
+    dims, num_classes, class_labels = weights_header(meta, weights)
     try:
-        dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
-        num_classes = int(meta["num_classes"])
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(
-            f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion."
-        ) from None
-    model = _build_final_model(config, dims, num_classes, int(meta.get("num_train", 0) or 0))
-    load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
-    state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}
-    try:
-        standardizer = Standardizer.from_state(state, tuple(dims))
-    except KeyError:
-        raise CheckpointError(f"{run.file(run.WEIGHTS)} lacks the training standardisation.") from None
-    if any(np.asarray(v).shape != (dims[m],) for m, v in standardizer.mean.items()):
-        raise CheckpointError(f"{run.file(run.WEIGHTS)}: standardisation widths do not match the input dims.")
+        check_model_size(config, dims, num_classes, 2)
+    except ConfigError as error:
+        raise CheckpointError(f"{weights} describes a model too large to build ({error}); re-run fit.") from None
+    num_train = metadata_count(meta.get("num_train", 0), "num_train", weights)
+    model = _build_final_model(config, dims, num_classes, num_train)
+    # The head's output width is checked here too: its weights must have the shape a c-class head has.
+    load_module_state(model, tensors, prefix="model.", source=weights)
+    standardizer = stored_standardizer(tensors, dims, weights)
     model = model.to(resolve_device(device)).eval()
     return LoadedRun(
         path=run.path,
@@ -608,6 +632,7 @@ def load_run(
         model=model,
         standardizer=standardizer,
         metrics=run.read_json(run.METRICS_JSON),
+        class_labels=class_labels,
         trust_pickle=trust_pickle,
         data_fingerprint=fingerprint,
     )

@@ -7,13 +7,17 @@ library versions) give equal metrics. ``RunConfig.from_dict(config.to_dict()) ==
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self, Union, get_args, get_origin, get_type_hints
 
 from probfusion.errors import ConfigError
+from probfusion.model_size import check_model_size
 from probfusion.options import (
     AlignmentKind,
     AttackKind,
@@ -35,6 +39,7 @@ from probfusion.options import (
 from probfusion.robustness.budgets import NormKind, parse_budgets
 
 __all__ = [
+    "MAX_SEED",
     "BayesConfig",
     "DataConfig",
     "EvaluationConfig",
@@ -45,6 +50,16 @@ __all__ = [
     "SyntheticConfig",
     "TrainConfig",
 ]
+
+
+MAX_SEED = 2**31 - 2
+"""Largest seed. The split hands ``seed + 1`` to scikit-learn (NumPy's legacy seeding takes at most 2**32 - 1);
+keeping ``seed + 1`` inside a signed 32-bit integer leaves room for every ``seed + k`` the library derives."""
+
+
+def _check_seed(owner: str, seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{owner}.seed must be an integer from 0 to {MAX_SEED}; got {seed!r}.")
 
 
 def _check_positive(owner: str, **values: float) -> None:
@@ -114,9 +129,14 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where} must be a list; got {value!r}.")
         return tuple(value)
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number; got {value!r}.")
         return float(value)
-    if annotation in (int, str, bool) and not isinstance(value, annotation):
+    # bool is a subclass of int in Python: `"rank": true` must not pass as rank 1.
+    if annotation in (int, str, bool) and (
+        not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{where} must be {annotation.__name__}; got {value!r}.")
     return value
 
@@ -189,8 +209,9 @@ class DataConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", parse_option(self.split, SplitKind, name="split"))
         object.__setattr__(self, "label_scheme", parse_option(self.label_scheme, LabelScheme, name="label scheme"))
-        if self.modalities is not None:
-            object.__setattr__(self, "modalities", tuple(self.modalities))
+        if self.modalities is not None:  # NFC, as the data's names are (probfusion.data.validation)
+            names = tuple(unicodedata.normalize("NFC", m) if isinstance(m, str) else m for m in self.modalities)
+            object.__setattr__(self, "modalities", names)
             if len(self.modalities) == 0 or len(set(self.modalities)) != len(self.modalities):
                 raise ConfigError(f"DataConfig.modalities must be distinct names, at least one; got {self.modalities}.")
         for key in ("val_fraction", "test_fraction"):
@@ -455,8 +476,9 @@ class RunConfig(_JSONConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", parse_option(self.device, DeviceKind, name="device"))
-        if self.seed < 0:
-            raise ConfigError(f"RunConfig.seed must be zero or positive; got {self.seed}.")
+        _check_seed("RunConfig", self.seed)
+        # The sizes the config alone sets (rank, widths, samples), on the smallest data: arithmetic only.
+        check_model_size(self, {"input": 1}, 2, 2)
 
 
 @dataclass(frozen=True)
@@ -516,7 +538,8 @@ class EvaluationConfig(_JSONConfig):
             samples=self.samples,
             attack_samples=self.attack_samples,
         )
-        _check_non_negative("EvaluationConfig", mi_weight=self.mi_weight, seed=self.seed)
+        _check_non_negative("EvaluationConfig", mi_weight=self.mi_weight)
+        _check_seed("EvaluationConfig", self.seed)
         if not 0.0 < self.coverage <= 1.0:
             raise ConfigError(f"EvaluationConfig.coverage must lie in (0, 1]; got {self.coverage}.")
         severities = tuple(self.severities)

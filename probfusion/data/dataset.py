@@ -19,13 +19,18 @@ class MultimodalDataset:
     """Named modalities paired row by row, with class labels and optional per-row metadata.
 
     Construction validates everything (see :mod:`probfusion.data.validation`), so a dataset that exists is
-    usable: finite ``float32`` features, equal row counts, integer labels with at least two classes.
+    usable: finite ``float32`` features, equal row counts, labels with at least two classes. Labels may be any
+    distinct integers or strings; they are stored as indices ``0..c-1`` into ``classes``, which keeps the original
+    values (``{3, 7, 42}`` gives a three-class dataset with ``classes == (3, 7, 42)``).
 
     Attributes:
         name: Dataset name (registry name or file path).
         views: ``{m: (n, d_m) float32 array}``, in modality order.
-        labels: ``(n,)`` int64 class labels in ``0..c-1``.
+        labels: ``(n,)`` int64 class indices in ``0..c-1`` (given as any class values; see ``classes``).
         num_classes: Number of classes c (may exceed the classes present in a subset).
+        classes: ``(c,)`` the original class values (ints or strings) of indices ``0..c-1``. Leave it ``None``
+            when constructing: it is derived from the labels. When given (as :meth:`subset` does), ``labels`` must
+            already be indices into it, and a subset may hold a single class.
         groups: ``(n,)`` int64 group ids; rows of one group (exact duplicates) stay on one side of a split.
         speakers: ``(n,)`` speaker names, for held-out-speaker splits.
         split: ``(n,)`` int8 predefined split (0 train, 1 validation, 2 test).
@@ -46,17 +51,37 @@ class MultimodalDataset:
     ground_truth: Mapping[str, np.ndarray] = field(default_factory=dict)
     description: str = ""
     licence: str = ""
+    classes: tuple[int | str, ...] | None = None
 
     def __post_init__(self) -> None:
         views = check_views(self.views, source=f"dataset {self.name!r}")
         n = next(iter(views.values())).shape[0]
-        labels = check_labels(self.labels, n, source=f"dataset {self.name!r}")
-        num_classes = int(labels.max()) + 1 if self.num_classes is None else int(self.num_classes)
-        if labels.max() >= num_classes:
-            raise InputDataError(f"Dataset {self.name!r} has label {labels.max()} but num_classes={num_classes}.")
+        if self.classes is None:
+            labels, classes = check_labels(
+                self.labels, n, source=f"dataset {self.name!r}", num_classes=self.num_classes
+            )
+        else:  # labels already encoded (a subset or a selection of a dataset)
+            classes = tuple(self.classes)
+            labels = np.asarray(self.labels)
+            if (
+                labels.shape != (n,)
+                or labels.dtype.kind not in "iu"
+                or labels.min() < 0
+                or labels.max() >= len(classes)
+            ):
+                raise InputDataError(
+                    f"Dataset {self.name!r} has labels that are not indices into its {len(classes)} classes."
+                )
+            labels = labels.astype(np.int64)
+        if self.num_classes is not None and int(self.num_classes) != len(classes):
+            raise InputDataError(
+                f"Dataset {self.name!r} has {len(classes)} classes but num_classes={self.num_classes}; "
+                "give labels 0..num_classes-1 or leave num_classes unset."
+            )
         object.__setattr__(self, "views", views)
         object.__setattr__(self, "labels", labels)
-        object.__setattr__(self, "num_classes", num_classes)
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "num_classes", len(classes))
         for key in ("groups", "speakers", "split"):
             value = getattr(self, key)
             if value is not None and len(value) != n:

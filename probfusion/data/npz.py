@@ -2,9 +2,11 @@
 
 The layout, with n paired samples:
 
-* ``x_<m>``: ``(n, d_m)`` numeric features of modality ``m``, one array per modality (at least one); the
+* ``x_<m>``: ``(n, d_m)`` numeric features of modality ``m`` within the float32 range, one array per modality
+  (at least one; names in Unicode NFC, not ``all`` or ``each``, without commas or dots); the
   modality order is the order of the arrays in the archive (the keyword order of ``np.savez``);
-* ``y``: ``(n,)`` integer class labels ``0..c-1``;
+* ``y``: ``(n,)`` class labels: any distinct integers or strings, encoded as ``0..c-1`` in sorted order (the
+  dataset's ``classes`` keeps the original values);
 * ``split`` (optional): ``(n,)`` ints, 0 train, 1 validation, 2 test, used by ``split="predefined"``;
 * ``group`` (optional): ``(n,)`` int group ids; rows of one group stay on one side of a random split;
 * ``speaker`` (optional): ``(n,)`` strings, enabling ``split="speaker"``.
@@ -50,6 +52,12 @@ def read_npz(source: str | Path | IO[bytes], *, where: str) -> dict[str, np.ndar
                 return read_npz(handle, where=where)
         except (FileNotFoundError, IsADirectoryError):
             raise InputDataError(f"No file at {where}; check the path.") from None
+        except PermissionError:
+            raise InputDataError(
+                f"Cannot read {where}: permission denied; make the file readable (chmod u+r) or copy it."
+            ) from None
+        except OSError as error:
+            raise InputDataError(f"Cannot read {where} ({error.strerror or error}); check the file.") from None
     # Without this check np.load would try other formats (.npy, pickle) on a file that is not a zip archive.
     if not zipfile.is_zipfile(source):
         raise InputDataError(f"{where} is not a readable .npz archive (not a zip file); re-create it with np.savez.")

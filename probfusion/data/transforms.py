@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from probfusion.errors import InputDataError
+
 __all__ = ["Standardizer"]
 
 # Features whose training spread is below this (constant pixels, for example) are centred but not scaled,
 # so they cannot blow up on test data.
 _MIN_STD = 1e-6
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,17 +41,45 @@ class Standardizer:
 
     @classmethod
     def fit(cls, views: Mapping[str, np.ndarray]) -> Standardizer:
-        """Fit on ``{m: (n, d_m)}`` training features."""
-        mean = {m: x.mean(axis=0).astype(np.float32) for m, x in views.items()}
-        std = {}
+        """Fit on ``{m: (n, d_m)}`` training features.
+
+        The statistics are computed in float64: in float32 the square inside the standard deviation overflows
+        for features above about 1e19, which would give an infinite std and a modality of zeros.
+
+        Raises:
+            InputDataError: If a modality's mean or standard deviation is not finite even in float64.
+        """
+        mean, std = {}, {}
         for m, x in views.items():
-            s = x.std(axis=0).astype(np.float32)
-            std[m] = np.where(s < _MIN_STD, np.float32(1.0), s)
+            x64 = np.asarray(x, dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mu, s = x64.mean(axis=0), x64.std(axis=0)
+            if not (np.isfinite(mu).all() and np.isfinite(s).all()) or np.abs(mu).max() > _FLOAT32_MAX:
+                raise InputDataError(
+                    f"Modality {m!r} has features whose mean or standard deviation overflows (values up to "
+                    f"{float(np.abs(x64).max()):.3g}); rescale those features (divide or take a log) before fitting."
+                )
+            mean[m] = mu.astype(np.float32)
+            std[m] = np.where(s < _MIN_STD, 1.0, s).astype(np.float32)
         return cls(mean=mean, std=std)
 
-    def transform(self, views: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Return ``{m: (n, d_m) float32}`` standardised with the training statistics."""
-        return {m: ((x - self.mean[m]) / self.std[m]).astype(np.float32) for m, x in views.items()}
+    def transform(self, views: Mapping[str, np.ndarray], *, source: str = "the data") -> dict[str, np.ndarray]:
+        """Return ``{m: (n, d_m) float32}`` standardised with the training statistics (computed in float64).
+
+        Raises:
+            InputDataError: If a standardised value leaves the float32 range the model computes in (features far
+                outside the training range of a feature with a tiny spread).
+        """
+        out = {}
+        for m, x in views.items():
+            z = (np.asarray(x, dtype=np.float64) - self.mean[m].astype(np.float64)) / self.std[m].astype(np.float64)
+            if not np.isfinite(z).all() or np.abs(z).max(initial=0.0) > _FLOAT32_MAX:
+                raise InputDataError(
+                    f"Modality {m!r} in {source} standardises to values beyond the float32 range (features far "
+                    "outside the training range); rescale the features or drop those rows."
+                )
+            out[m] = z.astype(np.float32)
+        return out
 
     def state(self) -> dict[str, np.ndarray]:
         """Flat arrays for a safetensors file: ``standardizer.mean.<m>`` and ``standardizer.std.<m>``."""

@@ -28,7 +28,7 @@ class TensorData:
     @classmethod
     def from_dataset(cls, dataset: MultimodalDataset, standardizer: Standardizer, device: torch.device) -> TensorData:
         """Standardise ``dataset`` with ``standardizer`` (fitted on train) and move it to ``device``."""
-        views = standardizer.transform(dataset.views)
+        views = standardizer.transform(dataset.views, source=f"dataset {dataset.name!r}")
         return cls(
             views={m: torch.as_tensor(x, device=device) for m, x in views.items()},
             labels=torch.as_tensor(dataset.labels, device=device),

@@ -30,17 +30,37 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]
         The tensors (on the CPU) and the decoded metadata.
 
     Raises:
-        CheckpointError: If the file is missing or not a valid safetensors file.
+        CheckpointError: If the file is missing, cannot be read (permission denied), or is corrupt (not a
+            safetensors file, or metadata that is not JSON); the message says which.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No weights file at {path}; the run is incomplete or the path is wrong.")
+    try:
+        # Open it ourselves first: is_file() is False both for a missing file and for one in a folder we may not
+        # read, and safetensors words a permission error like a corrupt file.
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise CheckpointError(
+            f"Cannot read {path}: permission denied; make it readable (chmod u+r) or run as its owner."
+        ) from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise CheckpointError(f"No weights file at {path}; the run is incomplete or the path is wrong.") from None
+    except OSError as error:
+        raise CheckpointError(f"Cannot read {path} ({error.strerror or error}); check the disk and the path.") from None
     try:
         with safe_open(str(path), framework="pt") as handle:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
-            metadata = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
-    except (SafetensorError, ValueError, OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({error}); re-run fit.") from None
+            raw_metadata = handle.metadata() or {}
+    except (SafetensorError, ValueError, OSError) as error:
+        raise CheckpointError(
+            f"{path} is corrupt: not a readable safetensors file ({error}); re-run fit with --overwrite."
+        ) from None
+    try:
+        metadata = {key: json.loads(value) for key, value in raw_metadata.items()}
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise CheckpointError(
+            f"{path} is corrupt: its metadata is not valid JSON ({type(error).__name__}); re-run fit with --overwrite."
+        ) from None
     return tensors, metadata
 
 
@@ -50,8 +70,8 @@ def load_module_state(
     """Load ``prefix``-ed tensors into ``module``, checking names and shapes first.
 
     Raises:
-        CheckpointError: On a missing or unexpected tensor, or a shape that differs from the module's, with
-            both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)").
+        CheckpointError: On a missing or unexpected tensor, a shape that differs from the module's, with
+            both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)"), or a NaN or inf value.
     """
     expected = module.state_dict()
     found = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
@@ -68,4 +88,18 @@ def load_module_state(
                 f"Weight {key!r} in {source} has shape {tuple(found[key].shape)}; the model built from the "
                 f"run's config expects {tuple(value.shape)}. The config and weights do not belong together."
             )
+        if found[key].dtype != value.dtype:
+            raise CheckpointError(
+                f"Weight {key!r} in {source} has dtype {found[key].dtype}; the model expects {value.dtype}. "
+                "The file is damaged or was edited; re-run fit with --overwrite."
+            )
+        stored = found[key]
+        if stored.is_floating_point():
+            # inf only where the module itself holds it (constraint bounds of GPyTorch); NaN never.
+            bad = torch.isnan(stored) | (torch.isinf(stored) & (stored != value))
+            if bool(bad.any()):
+                raise CheckpointError(
+                    f"Weight {key!r} in {source} holds {int(bad.sum())} NaN or inf value(s); the file is damaged "
+                    "or was edited; re-run fit with --overwrite."
+                )
     module.load_state_dict({key: found[key] for key in expected})
