@@ -12,6 +12,7 @@ from probfusion.api import fit as fit_run
 from probfusion.api import load_run, next_run_dir
 from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option, trust_pickle_option
 from probfusion.config import MAX_SEED, EvaluationConfig, RunConfig
+from probfusion.data.features import labelled_rows
 from probfusion.evaluation import evaluate as evaluate_run
 from probfusion.evaluation import latest_run
 from probfusion.options import AttackKind, ShiftKind
@@ -157,6 +158,14 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     help="Seed of the random starts, shift noise and posterior samples.",
 )
 @click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Score these labelled rows instead of the run's test split: an .npz with x_<modality> arrays of the run's "
+    "widths and y in the run's labels (a new site, speaker or conflictive copy), or a .mat file.",
+)
+@click.option(
     "--coverage",
     type=click.FloatRange(min=0, max=1, min_open=True),
     default=_EVAL.coverage,
@@ -186,6 +195,7 @@ def evaluate(
     attack_samples: int,
     mi_weight: float,
     coverage: float,
+    data_path: Path | None,
     seed: int,
     name: str | None,
     overwrite: bool,
@@ -215,6 +225,7 @@ def evaluate(
     )
     console = Console(stderr=True, quiet=quiet)
     loaded = load_run(_resolve_run(run, console, quiet), trust_pickle=trust_pickle)
+    data = None if data_path is None else labelled_rows(data_path, loaded.input_dims, loaded.class_labels)
     with _bar(console, quiet, "evaluate", "units") as bar:
         task = bar.add_task("evaluate", total=None)
         report = evaluate_run(
@@ -223,6 +234,7 @@ def evaluate(
             name=name,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            data=data,
         )
     console.print(report.table(), markup=False, highlight=False, soft_wrap=True)
     for line in report.check_lines():

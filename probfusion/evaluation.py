@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from probfusion.config import EvaluationConfig
+from probfusion.data.dataset import MultimodalDataset
+from probfusion.data.fingerprint import dataset_fingerprint
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics import (
@@ -205,9 +207,17 @@ def _row(
 class _Work:
     """The state one evaluation shares between its steps: model, test tensors, generators, clean scores."""
 
-    def __init__(self, run: LoadedRun, config: EvaluationConfig, progress: Callable[[int, int], None] | None):
+    def __init__(
+        self,
+        run: LoadedRun,
+        config: EvaluationConfig,
+        progress: Callable[[int, int], None] | None,
+        data: MultimodalDataset | None = None,
+    ):
         self.run, self.config, self.model = run, config, run.model
         _, self.val_set, self.test_set = run.splits()
+        if data is not None:
+            self.test_set = data
         data = run.tensors(self.test_set)
         self.views, self.labels = dict(data.views), data.labels
         # Attacks and scoring draw from separate generators: the attacked model is scored on draws the attack never
@@ -482,6 +492,7 @@ def evaluate(
     name: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    data: MultimodalDataset | None = None,
 ) -> EvaluationReport:
     """Score ``run``'s model on its test split, clean and under ``config``'s attack or shift, and write the result.
 
@@ -494,6 +505,9 @@ def evaluate(
         name: Folder name under ``<run>/evaluations``; ``None`` picks a fresh one (``pgd-linf``, ``pgd-linf-2``).
         overwrite: Replace an existing evaluation of the same ``name``.
         progress: Called with ``(units done, units total)`` as the work advances.
+        data: Labelled rows to score instead of the run's test split
+            (:func:`~probfusion.data.features.labelled_rows`); the run's own
+            validation and training rows still set the selective-prediction threshold and the donor rows.
 
     Returns:
         The report, with rows, checks and figure paths.
@@ -504,7 +518,7 @@ def evaluate(
         RunLockedError: If another process (a fit or an evaluation) is writing the run.
     """
     with run_lock(run.path):
-        return _evaluate(run, config, name=name, overwrite=overwrite, progress=progress)
+        return _evaluate(run, config, name=name, overwrite=overwrite, progress=progress, data=data)
 
 
 def _evaluate(
@@ -514,8 +528,11 @@ def _evaluate(
     name: str | None,
     overwrite: bool,
     progress: Callable[[int, int], None] | None,
+    data: MultimodalDataset | None,
 ) -> EvaluationReport:
     run.model.eval()
+    if data is not None and config.shift is ShiftKind.SPEAKER:
+        raise ConfigError("Shift 'speaker' scores the run's own held-out speaker; drop --data or choose another shift.")
     sets = _modality_sets(config.modality, tuple(run.model.modalities))
     if config.shift is ShiftKind.SPEAKER and run.config.data.split is not SplitKind.SPEAKER:
         raise ConfigError(
@@ -527,7 +544,7 @@ def _evaluate(
     # reproducible and the caller's RNG state is left alone. Models that take a generator use ours.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        work = _Work(run, config, progress)
+        work = _Work(run, config, progress, data)
         clean = {"kind": "clean", "attack": AttackKind.NONE.value, "variant": "clean", "modality": "none", "eps": 0.0}
         work.score(work.views, clean)
         work.clean = {k: work.extras[0][k] for k in ("entropy", "mi")}
@@ -541,7 +558,14 @@ def _evaluate(
     checks["robustness"] = {"relative": _robustness(work.rows)}
     checks["stochastic_model"] = work.stochastic
     figures = _figures(work)
-    return _write(target, config, work.rows, checks, figures, overwrite=overwrite)
+    scored = {
+        "test_rows": "external" if data is not None else "the run's test split",
+        "source": work.test_set.name,
+        "sha256": dataset_fingerprint(work.test_set),
+        "rows": work.test_set.num_samples,
+        "run_data": run.data_fingerprint,
+    }
+    return _write(target, config, work.rows, checks, figures, scored, overwrite=overwrite)
 
 
 def _write(
@@ -550,6 +574,7 @@ def _write(
     rows: list[dict[str, Any]],
     checks: dict[str, Any],
     figures: dict[str, bytes],
+    scored: dict[str, Any],
     *,
     overwrite: bool,
 ) -> EvaluationReport:
@@ -560,6 +585,7 @@ def _write(
         atomic_write_csv(staging / "rows.csv", rows)
         atomic_write_json(staging / "checks.json", checks)
         atomic_write_json(staging / "config.json", config.to_dict())
+        atomic_write_json(staging / "data.json", scored)  # the rows behind every number: source and SHA-256
         (staging / "figures").mkdir()
         for file, png in figures.items():
             atomic_write_bytes(staging / "figures" / file, png)

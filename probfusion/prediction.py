@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from probfusion.api import LoadedRun
-from probfusion.data.features import FeatureBatch
+from probfusion.data.features import FeatureBatch, label_key
 from probfusion.data.fingerprint import batch_fingerprint
 from probfusion.errors import ConfigError, InputDataError
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
@@ -104,7 +104,7 @@ class Prediction:
             row.update(entropy=float(self.entropy[i]), mutual_information=float(self.mutual_information[i]))
             row.update(flag=bool(self.flag[i]), missing=";".join(m for m, a in self.absent.items() if a[i]))
             if self.labels is not None:
-                row.update(label=self.labels[i], correct=bool(str(self.labels[i]) == str(label)))
+                row.update(label=self.labels[i], correct=label_key(self.labels[i]) == label_key(label))
             out.append(row)
         return out
 
@@ -182,7 +182,7 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
         probs[:, index] = got
     mean = probs.mean(dim=0)
     entropy = predictive_entropy(probs).numpy()
-    classes = tuple(getattr(run, "class_labels", None) or range(mean.shape[-1]))
+    classes = tuple(run.class_labels) or tuple(range(mean.shape[-1]))
     result = Prediction(
         classes=classes,
         probabilities=mean.numpy(),
@@ -212,7 +212,7 @@ def _summary(run: LoadedRun, batch: FeatureBatch, result: Prediction, config: Pr
         "missing_rows": {m: int(a.sum()) for m, a in result.absent.items()},
     }
     if batch.labels is not None:
-        correct = np.array([str(a) == str(b) for a, b in zip(batch.labels, result.label, strict=True)])
+        correct = np.array([label_key(a) == label_key(b) for a, b in zip(batch.labels, result.label, strict=True)])
         answered = ~result.flag
         summary["accuracy"] = float(correct.mean())
         summary["accuracy_answered"] = float(correct[answered].mean()) if answered.any() else math.nan

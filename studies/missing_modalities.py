@@ -42,7 +42,7 @@ def _one(data: str, label: str, fusion: FusionConfig, seed: int, root: Path, smo
     run = load_run(fit(config, root / f"{data}-{label}-{seed}").path)
     test = run.splits()[2]
     views = {m: np.asarray(x, dtype=np.float64) for m, x in test.views.items()}
-    labels = np.asarray(getattr(run, "class_labels", None) or range(test.num_classes), dtype=object)[test.labels]
+    labels = np.asarray(run.class_labels, dtype=object)[test.labels]
     rows = []
     for gone in (None, *views):
         for route in ("marginal", "mean") if gone else ("complete",):

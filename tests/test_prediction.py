@@ -136,3 +136,43 @@ def test_the_python_api_takes_raw_arrays_and_matches_the_cli_route(fitted):
     np.testing.assert_array_equal(direct.probabilities, routed.probabilities)
     assert direct.label.shape == (len(labels),)
     assert direct.summary["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+
+
+def test_evaluate_data_on_the_runs_own_test_rows_gives_its_clean_row_and_records_them(fitted, tmp_path):
+    _, run = fitted
+    views, labels = _raw_rows(run, "test")
+    np.savez(tmp_path / "ext.npz", x_a=views["a"], x_b=views["b"], y=np.asarray(run.class_labels)[labels])
+    own = CliRunner().invoke(cli, ["evaluate", str(run.path), "--attack", "none", "--name", "own", "-q"])
+    ext = CliRunner().invoke(
+        cli, ["evaluate", str(run.path), "--attack", "none", "--name", "ext", "--data", str(tmp_path / "ext.npz"), "-q"]
+    )
+    assert own.exit_code == 0, own.output
+    assert ext.exit_code == 0, ext.output
+    rows = {
+        name: json.loads((run.path / "evaluations" / name / "rows.json").read_text())["rows"][0]
+        for name in ("own", "ext")
+    }
+    for key in ("accuracy", "nll", "ece", "aurc_entropy"):
+        assert rows["ext"][key] == pytest.approx(rows["own"][key], abs=1e-6)
+    scored = json.loads((run.path / "evaluations" / "ext" / "data.json").read_text())
+    assert scored["source"] == str(tmp_path / "ext.npz")
+    assert scored["sha256"] == json.loads((run.path / "evaluations" / "own" / "data.json").read_text())["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fragment"),
+    [
+        ({"x_a": np.zeros((3, 4)), "x_b": np.zeros((3, 2)), "y": np.zeros(3)}, "'b' has 2 features; the run expects 3"),
+        ({"x_a": np.zeros((3, 4)), "y": np.zeros(3)}, "'b' is missing on 3 rows"),
+        ({"x_a": np.zeros((3, 4)), "x_b": np.zeros((3, 3))}, "no labels y"),
+        ({"x_a": np.zeros((3, 4)), "x_b": np.zeros((3, 3)), "y": np.array([0, 1, 7])}, "label(s) ['7']"),
+    ],
+)
+def test_evaluate_data_refuses_rows_that_do_not_fit_the_run(fitted, tmp_path, arrays, fragment):
+    _, run = fitted
+    np.savez(tmp_path / "bad.npz", **arrays)
+    before = sorted(p.name for p in (run.path / "evaluations").iterdir()) if (run.path / "evaluations").exists() else []
+    result = CliRunner().invoke(cli, ["evaluate", str(run.path), "--data", str(tmp_path / "bad.npz"), "-q"])
+    assert_clean_error(result, 1, fragment)
+    after = sorted(p.name for p in (run.path / "evaluations").iterdir()) if (run.path / "evaluations").exists() else []
+    assert after == before

@@ -12,15 +12,16 @@ optionally ``y`` ``(n,)`` labels (``split``, ``group`` and ``speaker`` arrays ar
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from probfusion.data.dataset import MultimodalDataset
 from probfusion.errors import InputDataError
 
-__all__ = ["FeatureBatch", "check_features", "load_features"]
+__all__ = ["FeatureBatch", "check_features", "label_key", "labelled_rows", "load_features"]
 
 _IGNORED = ("split", "group", "speaker")
 
@@ -46,6 +47,15 @@ class FeatureBatch:
     def num_rows(self) -> int:
         """The number of rows n."""
         return int(next(iter(self.views.values())).shape[0])
+
+
+def label_key(value: object) -> str:
+    """A label as text, with whole-number floats as integers (``3.0`` and ``3`` name one class)."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def check_features(
@@ -136,4 +146,43 @@ def load_features(path: str | Path, dims: Mapping[str, int]) -> FeatureBatch:
         return check_features(contents.views, dims, labels=contents.labels, source=where)
     raise InputDataError(
         f"{where}: expected an .npz (x_<modality>, optional y) or a .mat file; got {suffix or 'no suffix'}."
+    )
+
+
+def labelled_rows(path: str | Path, dims: Mapping[str, int], classes: Sequence[int | str]) -> MultimodalDataset:
+    """Labelled rows from a file, checked against a run's modalities, widths and classes: an external test set.
+
+    Args:
+        path: An ``.npz`` (``x_<m>`` for every modality, labels ``y`` in the run's original label values) or a
+            ``.mat`` file.
+        dims: ``{m: d_m}`` the run's modalities and widths.
+        classes: The run's class labels, in output order.
+
+    Returns:
+        A dataset whose labels index ``classes`` (a class may be absent, or the only one present).
+
+    Raises:
+        InputDataError: On a modality missing or of another width, rows with a modality absent, no labels, or
+            a label the run was not trained on.
+    """
+    batch = load_features(path, dims)
+    if batch.labels is None:
+        raise InputDataError(
+            f"{path} has no labels y; scoring needs them (`probfusion predict` takes unlabelled rows)."
+        )
+    for m, present in batch.present.items():
+        if not present.all():
+            raise InputDataError(
+                f"{path}: modality {m!r} is missing on {int((~present).sum())} rows; evaluate --data needs every "
+                "modality on every row (`probfusion predict` handles missing ones, `--shift missing` scores them)."
+            )
+    index = {label_key(c): i for i, c in enumerate(classes)}
+    unknown = sorted({label_key(v) for v in batch.labels} - set(index))
+    if unknown:
+        raise InputDataError(
+            f"{path} has label(s) {unknown[:5]} that the run was not trained on; its classes are {list(classes)[:10]}."
+        )
+    labels = np.array([index[label_key(v)] for v in batch.labels], dtype=np.int64)
+    return MultimodalDataset(
+        name=str(path), views=batch.views, labels=labels, classes=tuple(classes), description=f"Rows from {path}."
     )
