@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from probfusion.data.dataset import MultimodalDataset
+from probfusion.data.npz import modality_arrays, read_npz
 from probfusion.errors import InputDataError
 
 __all__ = ["FeatureBatch", "check_features", "label_key", "labelled_rows", "load_features"]
-
-_IGNORED = ("split", "group", "speaker")
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,16 +128,8 @@ def load_features(path: str | Path, dims: Mapping[str, int]) -> FeatureBatch:
     where = str(path)
     suffix = Path(path).suffix.lower()
     if suffix == ".npz":
-        from probfusion.data.npz import read_npz
-
         arrays = read_npz(path, where=where)
-        views = {key[2:]: value for key, value in arrays.items() if key.startswith("x_") and len(key) > 2}
-        other = sorted(set(arrays) - {f"x_{m}" for m in views} - {"y", *_IGNORED})
-        if other:
-            raise InputDataError(
-                f"{where} has unexpected array(s) {other}; expected x_<modality> arrays and optionally y."
-            )
-        return check_features(views, dims, labels=arrays.get("y"), source=where)
+        return check_features(modality_arrays(arrays, where=where), dims, labels=arrays.get("y"), source=where)
     if suffix == ".mat":
         from probfusion.data.mat import read_mat
 

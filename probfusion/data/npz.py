@@ -27,7 +27,7 @@ import numpy as np
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.errors import InputDataError
 
-__all__ = ["load_npz", "read_npz"]
+__all__ = ["load_npz", "modality_arrays", "read_npz"]
 
 _OPTIONAL_KEYS = ("split", "group", "speaker")
 
@@ -77,6 +77,22 @@ def read_npz(source: str | Path | IO[bytes], *, where: str) -> dict[str, np.ndar
         ) from None
 
 
+def modality_arrays(arrays: dict[str, np.ndarray], *, where: str) -> dict[str, np.ndarray]:
+    """The ``x_<m>`` arrays of an archive as ``{m: array}``, refusing keys of no known role.
+
+    Raises:
+        InputDataError: On an array that is neither ``x_<m>``, ``y`` nor one of ``split``, ``group``, ``speaker``.
+    """
+    views = {key[2:]: value for key, value in arrays.items() if key.startswith("x_") and len(key) > 2}
+    unknown = sorted(set(arrays) - {f"x_{m}" for m in views} - {"y", *_OPTIONAL_KEYS})
+    if unknown:
+        raise InputDataError(
+            f"{where} has unexpected array(s) {unknown}; expected x_<modality> per modality, y, and optionally "
+            f"{', '.join(_OPTIONAL_KEYS)}."
+        )
+    return views
+
+
 def load_npz(path: str | Path) -> MultimodalDataset:
     """Load a user ``.npz`` archive in the layout of this module's docstring.
 
@@ -92,13 +108,7 @@ def load_npz(path: str | Path) -> MultimodalDataset:
     """
     where = str(path)
     arrays = read_npz(path, where=where)
-    views = {key[2:]: value for key, value in arrays.items() if key.startswith("x_") and len(key) > 2}
-    unknown = sorted(set(arrays) - {f"x_{m}" for m in views} - {"y", *_OPTIONAL_KEYS})
-    if unknown:
-        raise InputDataError(
-            f"{where} has unexpected array(s) {unknown}; expected x_<modality> per modality, y, and optionally "
-            f"{', '.join(_OPTIONAL_KEYS)}."
-        )
+    views = modality_arrays(arrays, where=where)
     if not views:
         raise InputDataError(
             f"{where} has no modality; expected one array named x_<modality> per modality, got {sorted(arrays)}."
