@@ -18,6 +18,8 @@ from probfusion.options import (
     AlignmentKind,
     AttackKind,
     DeviceKind,
+    EvidenceFunction,
+    EvidentialFeatures,
     FusionKind,
     GuideKind,
     HeadKind,
@@ -38,6 +40,7 @@ __all__ = [
     "BayesConfig",
     "DataConfig",
     "EvaluationConfig",
+    "EvidentialConfig",
     "FusionConfig",
     "GPMKLConfig",
     "JWAEConfig",
@@ -430,6 +433,41 @@ class GPMKLConfig(_JSONConfig):
 
 
 @dataclass(frozen=True)
+class EvidentialConfig(_JSONConfig):
+    """The evidential kinds ``tmc`` and ``rcml`` (used when ``FusionConfig.model`` is one of them).
+
+    Attributes:
+        features: Evidence networks on the jWAE latents (encoders trained jointly with the jWAE loss, like every
+            other kind's first stage) or on the standardised inputs (the papers' setting; no jWAE).
+        evidence: The non-negative map from network outputs to evidence (softplus in both papers' code).
+        hidden_dim: Hidden width of the evidence networks; 0 makes each a linear map (TMC's choice on
+            Handwritten). On latents the encoder already gives the nonlinearity.
+        annealing_epochs: Epochs T over which the KL weight min(1, t / T) rises; ``None`` takes the kind's own:
+            10 for ``tmc`` (Han et al., 2021: min(1, t/10)) and 50 for ``rcml`` (its authors' released setting).
+        conflict_weight: ``rcml`` only: weight of the conflictive-degree term between views in the loss.
+    """
+
+    features: EvidentialFeatures = EvidentialFeatures.LATENT
+    evidence: EvidenceFunction = EvidenceFunction.SOFTPLUS
+    hidden_dim: int = 0
+    annealing_epochs: int | None = None
+    conflict_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", parse_option(self.features, EvidentialFeatures, name="features"))
+        object.__setattr__(self, "evidence", parse_option(self.evidence, EvidenceFunction, name="evidence"))
+        _check_non_negative("EvidentialConfig", hidden_dim=self.hidden_dim, conflict_weight=self.conflict_weight)
+        if self.annealing_epochs is not None:
+            _check_positive("EvidentialConfig", annealing_epochs=self.annealing_epochs)
+
+    def annealing_for(self, kind: FusionKind) -> int:
+        """The annealing length T of ``kind`` (``annealing_epochs``, or the kind's paper default)."""
+        if self.annealing_epochs is not None:
+            return self.annealing_epochs
+        return 50 if kind is FusionKind.RCML else 10
+
+
+@dataclass(frozen=True)
 class RunConfig(_JSONConfig):
     """Everything that decides a run's result.
 
@@ -440,6 +478,7 @@ class RunConfig(_JSONConfig):
         train: Optimisation.
         bayes: The Bayesian rank-factor stage (rank prior ``gaussian`` or ``ard``).
         gp: The GP + MKL baseline (model ``gp-mkl``).
+        evidential: The evidential kinds (models ``tmc`` and ``rcml``); runs stored before it load the defaults.
         seed: Seed of every random choice (split, initialisation, minibatches, projections).
         device: Where to compute; results are recorded, not the device.
     """
@@ -450,6 +489,7 @@ class RunConfig(_JSONConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
     bayes: BayesConfig = field(default_factory=BayesConfig)
     gp: GPMKLConfig = field(default_factory=GPMKLConfig)
+    evidential: EvidentialConfig = field(default_factory=EvidentialConfig)
     seed: int = 0
     device: DeviceKind = DeviceKind.AUTO
 

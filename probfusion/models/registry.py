@@ -65,7 +65,7 @@ class ModelSpec:
     """How one model kind is built, fitted and loaded.
 
     Attributes:
-        name: The registry key (``lmf``, ``tfn``, ``concat``, ``bayes-lmf``, ``gp-mkl``).
+        name: The registry key (``lmf``, ``tfn``, ``concat``, ``bayes-lmf``, ``gp-mkl``, ``tmc``, ``rcml``).
         summary: One line for docs and listings.
         build: ``(config, {m: d_m}, c) -> module``: the first-stage model, trained by ``train_classifier``.
             Called under a forked RNG seeded with ``config.seed`` (see :func:`seeded`).
@@ -97,9 +97,9 @@ def seeded(builder: Builder) -> Loader:
 
 def _registry() -> dict[str, ModelSpec]:
     # Imported here: every kind module imports this one for ModelSpec.
-    from probfusion.models import bayes_lmf, concat, gp_mkl, lmf, tfn
+    from probfusion.models import bayes_lmf, concat, gp_mkl, lmf, rcml, tfn, tmc
 
-    specs = (lmf.SPEC, tfn.SPEC, concat.SPEC, bayes_lmf.SPEC, gp_mkl.SPEC)
+    specs = (lmf.SPEC, tfn.SPEC, concat.SPEC, bayes_lmf.SPEC, gp_mkl.SPEC, tmc.SPEC, rcml.SPEC)
     return {spec.name: spec for spec in specs}
 
 
