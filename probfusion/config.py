@@ -523,6 +523,12 @@ class EvaluationConfig(_JSONConfig):
         mi_weight: Weight lambda of the mutual information in the adaptive attack's loss (NLL - lambda MI);
             0 skips the adaptive attack.
         seed: Seed of the attacks' random starts, the shifts' noise and the posterior draws.
+        conflict_sigma: Shift ``conflict``: noise standard deviation as a share of each feature's training range
+            (RCML: 0.5 on inputs min-max scaled to [0, 1]); see :mod:`probfusion.robustness.conflict`.
+        conflict_noise_share: Shift ``conflict``: share of test rows given noise at severity 3 (RCML: 0.1);
+            severity s scales it by s / 3.
+        conflict_swap_share: Shift ``conflict``: share of test rows with one modality taken from a row of
+            another class at severity 3 (RCML: 0.4); severity s scales it by s / 3.
     """
 
     attack: AttackKind = AttackKind.PGD
@@ -538,6 +544,9 @@ class EvaluationConfig(_JSONConfig):
     attack_samples: int = 8
     mi_weight: float = 1.0
     seed: int = 0
+    conflict_sigma: float = 0.5
+    conflict_noise_share: float = 0.1
+    conflict_swap_share: float = 0.4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attack", parse_option(self.attack, AttackKind, name="attack"))
@@ -558,6 +567,16 @@ class EvaluationConfig(_JSONConfig):
         if not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
             raise ConfigError(f"EvaluationConfig.severities must be integers from 1 to 5; got {list(severities)}.")
         object.__setattr__(self, "severities", tuple(sorted(set(severities))))
+        _check_positive("EvaluationConfig", conflict_sigma=self.conflict_sigma)
+        for key in ("conflict_noise_share", "conflict_swap_share"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"EvaluationConfig.{key} must lie in [0, 1]; got {getattr(self, key)}.")
+        worst = (self.conflict_noise_share + self.conflict_swap_share) * max(self.severities) / 3
+        if self.shift is ShiftKind.CONFLICT and worst > 1.0 + 1e-9:
+            raise ConfigError(
+                f"Conflict shares {self.conflict_noise_share} + {self.conflict_swap_share}, scaled by severity "
+                f"{max(self.severities)} / 3, cover {worst:.0%} of the rows; lower the shares or the severities."
+            )
         if not isinstance(self.modality, str) or not self.modality.strip():
             raise ConfigError(
                 f"EvaluationConfig.modality must be a modality name, 'all' or 'each'; got {self.modality!r}."

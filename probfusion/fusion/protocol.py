@@ -8,7 +8,7 @@ from torch import Tensor
 
 from probfusion._shapes import Views
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "VacuityPredictor"]
 
 
 @runtime_checkable
@@ -33,5 +33,24 @@ class Predictor(Protocol):
 
         Returns:
             A `(s, n, c)` tensor of logits.
+        """
+        ...
+
+
+@runtime_checkable
+class VacuityPredictor(Predictor, Protocol):
+    """A predictor that also reports the vacuity of its (combined) subjective opinion (``tmc``, ``rcml``).
+
+    Evaluation scores it beside predictive entropy and mutual information (``auroc_vacuity``).
+    """
+
+    def vacuity(self, views: Views) -> Tensor:
+        """The uncertainty mass ``u = c / S`` of the combined Dirichlet opinion.
+
+        Args:
+            views: ``{m: (n, d_m)}`` inputs.
+
+        Returns:
+            A `(n,)` tensor in (0, 1], differentiable in the inputs.
         """
         ...
