@@ -87,8 +87,9 @@ class LoadedRun:
     Attributes:
         path: The run directory.
         config: Its configuration.
-        model: The fitted predictor in eval mode (a ``MultimodalClassifier``, a ``BayesianFusionClassifier`` or a
-            ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
+        model: The fitted predictor in eval mode (a ``MultimodalClassifier``, a ``BayesianFusionClassifier``, a
+            ``GPMKLClassifier`` or an ``EvidentialClassifier``); every one answers
+            ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
         trust_pickle: Whether the caller of :func:`load_run` allowed opening the run's data if it is a pickle
