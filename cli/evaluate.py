@@ -118,7 +118,9 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     type=enum_choice(ShiftKind),
     default=None,
     help="Evaluate a distribution shift instead of an attack: Gaussian noise, feature dropout, a missing "
-    "modality (mean, raw-zero and marginalised), or av-digits' held-out speaker (runs fitted with --split speaker).",
+    "modality (mean, raw-zero and marginalised), av-digits' held-out speaker (runs fitted with --split speaker), "
+    "or RCML's conflictive rows (conflict: noise on some modalities of some rows, one modality of others taken "
+    "from another class; the changed rows go to conflict_rows.csv).",
 )
 @click.option(
     "--severities",
@@ -127,6 +129,29 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     callback=_severities,
     metavar="S1,S2,...",
     help="Shift severities from 1 to 5 (noise: 0.2 to 1.0 standard deviations; dropout: 10% to 50% of features).",
+)
+@click.option(
+    "--conflict-sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_EVAL.conflict_sigma,
+    show_default=True,
+    help="--shift conflict: noise standard deviation as a share of each feature's training range (RCML: 0.5 on "
+    "[0, 1]-scaled inputs).",
+)
+@click.option(
+    "--conflict-noise-share",
+    type=click.FloatRange(0, 1),
+    default=_EVAL.conflict_noise_share,
+    show_default=True,
+    help="--shift conflict: share of test rows given noise at severity 3 (severity s scales it by s/3).",
+)
+@click.option(
+    "--conflict-swap-share",
+    type=click.FloatRange(0, 1),
+    default=_EVAL.conflict_swap_share,
+    show_default=True,
+    help="--shift conflict: share of test rows with one modality from a row of another class at severity 3 "
+    "(severity s scales it by s/3).",
 )
 @click.option(
     "--samples",
@@ -191,6 +216,9 @@ def evaluate(
     modality: str,
     shift: str | None,
     severities: tuple[int, ...],
+    conflict_sigma: float,
+    conflict_noise_share: float,
+    conflict_swap_share: float,
     samples: int,
     attack_samples: int,
     mi_weight: float,
@@ -217,6 +245,9 @@ def evaluate(
         modality=modality,
         shift=ShiftKind(shift) if shift else None,
         severities=severities,
+        conflict_sigma=conflict_sigma,
+        conflict_noise_share=conflict_noise_share,
+        conflict_swap_share=conflict_swap_share,
         samples=samples,
         attack_samples=attack_samples,
         mi_weight=mi_weight,

@@ -17,6 +17,7 @@ from probfusion.cli.options import enum_choice, handle_errors, quiet_option, see
 from probfusion.config import (
     BayesConfig,
     DataConfig,
+    EvidentialConfig,
     FusionConfig,
     GPMKLConfig,
     JWAEConfig,
@@ -27,6 +28,7 @@ from probfusion.errors import CheckpointError
 from probfusion.options import (
     AlignmentKind,
     DeviceKind,
+    EvidentialFeatures,
     FusionKind,
     HeadKind,
     InferenceKind,
@@ -40,7 +42,7 @@ from probfusion.runs.fit_folder import resumable
 from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
-_BAYES, _GP = BayesConfig(), GPMKLConfig()
+_BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
 
 
@@ -85,7 +87,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     type=enum_choice(FusionKind),
     default=_FUSION.model.value,
     show_default=True,
-    help="Fusion: low-rank (lmf), full tensor (tfn) or concatenation (concat).",
+    help="Fusion: low-rank (lmf), full tensor (tfn), concatenation (concat), the GP + MKL baseline (gp-mkl), or "
+    "evidential late fusion of per-modality Dirichlet opinions: Dempster-Shafer (tmc) or averaged evidence (rcml).",
 )
 @click.option(
     "--rank",
@@ -134,6 +137,34 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     default=_GP.formulation.value,
     show_default=True,
     help="gp-mkl: the convex problem setting the kernel weights (alignment is cheaper for large n).",
+)
+@click.option(
+    "--evidential-features",
+    type=enum_choice(EvidentialFeatures),
+    default=_EVID.features.value,
+    show_default=True,
+    help="tmc/rcml: evidence networks on the jWAE latents (encoders trained jointly with the jWAE loss) or on "
+    "the standardised inputs (the papers' setting, no jWAE).",
+)
+@click.option(
+    "--evidential-hidden-dim",
+    type=click.IntRange(min=0),
+    default=_EVID.hidden_dim,
+    show_default=True,
+    help="tmc/rcml: hidden width of each evidence network; 0 makes it linear.",
+)
+@click.option(
+    "--annealing-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="tmc/rcml: epochs T of the KL weight min(1, t/T) [default: 10 for tmc, 50 for rcml].",
+)
+@click.option(
+    "--conflict-weight",
+    type=click.FloatRange(min=0),
+    default=_EVID.conflict_weight,
+    show_default=True,
+    help="rcml: weight of the conflictive-degree term between views.",
 )
 @click.option(
     "--head",
@@ -250,6 +281,10 @@ def fit(
     inference: str,
     gp_features: str,
     mkl_formulation: str,
+    evidential_features: str,
+    evidential_hidden_dim: int,
+    annealing_epochs: int | None,
+    conflict_weight: float,
     head: str,
     fused_dim: int,
     latent_dim: int,
@@ -317,6 +352,12 @@ def fit(
             bayes=dataclasses.replace(_BAYES, posterior_samples=posterior_samples, inference=InferenceKind(inference)),
             gp=dataclasses.replace(
                 _GP, features=KernelFeatures(gp_features), formulation=MKLFormulation(mkl_formulation)
+            ),
+            evidential=EvidentialConfig(
+                features=EvidentialFeatures(evidential_features),
+                hidden_dim=evidential_hidden_dim,
+                annealing_epochs=annealing_epochs,
+                conflict_weight=conflict_weight,
             ),
             train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=lr),
             seed=seed,

@@ -26,21 +26,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probfusion.config import FusionConfig, RunConfig
+from probfusion.config import RunConfig
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, split_fingerprint
 from probfusion.data.registry import load_dataset, registered_names
 from probfusion.data.splits import split_indices
 from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
-from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
-from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
-from probfusion.inference.svi import fit_bayesian_head
-from probfusion.inference.training import TrainingState, train_classifier
+from probfusion.inference.training import Objective, TrainingState, train_classifier
 from probfusion.model_size import check_model_size
-from probfusion.options import DeviceKind, FusionKind, KernelFeatures, RankPrior
+from probfusion.models.registry import model_spec
+from probfusion.options import DeviceKind
 from probfusion.runs.atomic import atomic_write_csv, atomic_write_json
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.fit_folder import begin_fit, discard, publish, resumable
@@ -49,7 +47,6 @@ from probfusion.runs.manifest import verify_manifest, write_manifest
 from probfusion.runs.resume import load_training_state, save_training_state
 from probfusion.runs.run_dir import RunDirectory
 from probfusion.runs.weights import metadata_count, stored_standardizer, weights_header
-from probfusion.seeding import make_generator
 
 if TYPE_CHECKING:
     from probfusion.prediction import Prediction, PredictionConfig
@@ -95,8 +92,9 @@ class LoadedRun:
     Attributes:
         path: The run directory.
         config: Its configuration.
-        model: The fitted predictor in eval mode (a ``MultimodalClassifier``, a ``BayesianFusionClassifier`` or a
-            ``GPMKLClassifier``); every one answers ``predictive_logits(views, num_samples) -> (s, n, c)``.
+        model: The fitted predictor in eval mode (a ``MultimodalClassifier``, a ``BayesianFusionClassifier``, a
+            ``GPMKLClassifier`` or an ``EvidentialClassifier``); every one answers
+            ``predictive_logits(views, num_samples) -> (s, n, c)``.
         standardizer: The per-modality standardisation fitted on the training split.
         metrics: The content of ``metrics.json``.
         class_labels: The original label (int or string) of each model output ``0..c-1``; ``0..c-1`` itself for
@@ -271,91 +269,33 @@ def _provenance(dims: dict[str, int], num_classes: int, data: dict[str, Any]) ->
     }
 
 
-def _stage_one_fusion(config: RunConfig) -> FusionConfig:
-    """The deterministic fusion that trains the encoders; later stages (Bayesian head, GP) reuse its latents.
-
-    For ``gp-mkl`` it is LMF at the same rank, so the GP sees exactly the latents of the LMF run with the same
-    seed: the two are compared on the same latents, as the design asks.
-    """
-    if config.fusion.model is FusionKind.GP_MKL:
-        return dataclasses.replace(config.fusion, model=FusionKind.LMF, rank_prior=RankPrior.NONE)
-    return dataclasses.replace(config.fusion, rank_prior=RankPrior.NONE)
-
-
-def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> MultimodalClassifier:
+def _build_model(config: RunConfig, dims: dict[str, int], num_classes: int) -> torch.nn.Module:
+    """The first-stage model of the run's kind (:mod:`probfusion.models`), which trains the encoders."""
     # Initialisation draws from the global RNG inside the modules; fork it so the caller's state is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return MultimodalClassifier(
-            input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=_stage_one_fusion(config)
-        )
+        return model_spec(config).build(config, dims, num_classes)
 
 
 def _build_final_model(config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int) -> torch.nn.Module:
     """An empty model of the run's final kind, ready for ``load_state_dict``."""
-    if config.fusion.model is FusionKind.GP_MKL:
-        from probfusion.baselines.gp import GPMKLClassifier  # cvxpy and GPyTorch: 2 s of imports only GP runs need
-
-        return GPMKLClassifier(
-            input_dims=dims, num_classes=num_classes, num_train=num_train, jwae=config.jwae, config=config.gp
-        )
-    if config.fusion.rank_prior is not RankPrior.NONE:
-        return BayesianFusionClassifier(
-            input_dims=dims,
-            num_classes=num_classes,
-            jwae=config.jwae,
-            fusion=config.fusion,
-            bayes=config.bayes,
-            rank_prior=config.fusion.rank_prior,
-        )
-    return _build_model(config, dims, num_classes)
+    return model_spec(config).load(config, dims, num_classes, num_train)
 
 
 def _second_stage(
-    config: RunConfig, model: MultimodalClassifier, tensors: dict[str, TensorData], num_classes: int
+    config: RunConfig, model: torch.nn.Module, tensors: dict[str, TensorData], num_classes: int
 ) -> tuple[torch.nn.Module, int, dict[str, Any]]:
-    """Fit the Bayesian head or the GP on the trained encoders; return (model, predictive samples, metrics)."""
-    if config.fusion.model is FusionKind.GP_MKL:
-        from probfusion.baselines.gp_fit import fit_gp_mkl  # lazy, as in _build_final_model
+    """The kind's second stage (Bayesian head, GP) on the trained encoders: (model, predictive samples, metrics)."""
+    stage = model_spec(config).second_stage
+    if stage is None:
+        return model, 1, {}
+    result = stage(config, model, tensors, num_classes)
+    return result.model, result.posterior_samples, result.metrics
 
-        latent = config.gp.features is KernelFeatures.LATENT
-        gp = fit_gp_mkl(
-            tensors["train"],
-            encoder=model.jwae if latent else None,
-            config=config.gp,
-            seed=config.seed,
-            num_classes=num_classes,
-        )
-        extra = {
-            "kernel_weights": gp.kernel_weights,
-            "mkl_solver_status": gp.solver_status,
-            "mkl_solver_seconds": gp.solver_seconds,
-            "gp_fit_seconds": gp.fit_seconds,
-        }
-        return gp.model, config.gp.posterior_samples, extra
-    if config.fusion.rank_prior is not RankPrior.NONE:
-        bayes = fit_bayesian_head(
-            model,
-            tensors["train"],
-            tensors["val"],
-            fusion=config.fusion,
-            bayes=config.bayes,
-            rank_prior=config.fusion.rank_prior,
-            seed=config.seed,
-        )
-        summary = bayes.model.rank_summary(config.bayes.posterior_samples, make_generator(config.seed))
-        extra = {
-            key: summary[key]
-            for key in ("effective_rank", "effective_rank_interval", "components", "effective_rank_distribution")
-        }
-        extra.update(
-            max_rank=config.fusion.rank,
-            inference=config.bayes.inference.value,
-            elbo_final=bayes.elbo[-1] if bayes.elbo else None,
-            bayes_seconds=bayes.seconds,
-        )
-        return bayes.model, config.bayes.posterior_samples, extra
-    return model, 1, {}
+
+def _objective(config: RunConfig) -> Objective | None:
+    make = model_spec(config).objective
+    return None if make is None else make(config)
 
 
 def _score(model: torch.nn.Module, data: TensorData, num_samples: int, seed: int) -> dict[str, float]:
@@ -437,7 +377,7 @@ def _run_log(work: RunDirectory) -> Iterator[None]:
 def _train_into(
     work: RunDirectory,
     config: RunConfig,
-    model: MultimodalClassifier,
+    model: torch.nn.Module,
     tensors: dict[str, TensorData],
     standardizer: Standardizer,
     *,
@@ -464,6 +404,7 @@ def _train_into(
         state=state,
         on_epoch_end=checkpoint,
         progress=progress,
+        objective=_objective(config),
     )
     final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
     metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}

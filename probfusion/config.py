@@ -22,6 +22,8 @@ from probfusion.options import (
     AlignmentKind,
     AttackKind,
     DeviceKind,
+    EvidenceFunction,
+    EvidentialFeatures,
     FusionKind,
     GuideKind,
     HeadKind,
@@ -43,6 +45,7 @@ __all__ = [
     "BayesConfig",
     "DataConfig",
     "EvaluationConfig",
+    "EvidentialConfig",
     "FusionConfig",
     "GPMKLConfig",
     "JWAEConfig",
@@ -451,6 +454,41 @@ class GPMKLConfig(_JSONConfig):
 
 
 @dataclass(frozen=True)
+class EvidentialConfig(_JSONConfig):
+    """The evidential kinds ``tmc`` and ``rcml`` (used when ``FusionConfig.model`` is one of them).
+
+    Attributes:
+        features: Evidence networks on the jWAE latents (encoders trained jointly with the jWAE loss, like every
+            other kind's first stage) or on the standardised inputs (the papers' setting; no jWAE).
+        evidence: The non-negative map from network outputs to evidence (softplus in both papers' code).
+        hidden_dim: Hidden width of the evidence networks; 0 makes each a linear map (TMC's choice on
+            Handwritten). On latents the encoder already gives the nonlinearity.
+        annealing_epochs: Epochs T over which the KL weight min(1, t / T) rises; ``None`` takes the kind's own:
+            10 for ``tmc`` (Han et al., 2021: min(1, t/10)) and 50 for ``rcml`` (its authors' released setting).
+        conflict_weight: ``rcml`` only: weight of the conflictive-degree term between views in the loss.
+    """
+
+    features: EvidentialFeatures = EvidentialFeatures.LATENT
+    evidence: EvidenceFunction = EvidenceFunction.SOFTPLUS
+    hidden_dim: int = 0
+    annealing_epochs: int | None = None
+    conflict_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", parse_option(self.features, EvidentialFeatures, name="features"))
+        object.__setattr__(self, "evidence", parse_option(self.evidence, EvidenceFunction, name="evidence"))
+        _check_non_negative("EvidentialConfig", hidden_dim=self.hidden_dim, conflict_weight=self.conflict_weight)
+        if self.annealing_epochs is not None:
+            _check_positive("EvidentialConfig", annealing_epochs=self.annealing_epochs)
+
+    def annealing_for(self, kind: FusionKind) -> int:
+        """The annealing length T of ``kind`` (``annealing_epochs``, or the kind's paper default)."""
+        if self.annealing_epochs is not None:
+            return self.annealing_epochs
+        return 50 if kind is FusionKind.RCML else 10
+
+
+@dataclass(frozen=True)
 class RunConfig(_JSONConfig):
     """Everything that decides a run's result.
 
@@ -461,6 +499,7 @@ class RunConfig(_JSONConfig):
         train: Optimisation.
         bayes: The Bayesian rank-factor stage (rank prior ``gaussian`` or ``ard``).
         gp: The GP + MKL baseline (model ``gp-mkl``).
+        evidential: The evidential kinds (models ``tmc`` and ``rcml``); runs stored before it load the defaults.
         seed: Seed of every random choice (split, initialisation, minibatches, projections).
         device: Where to compute; results are recorded, not the device.
     """
@@ -471,6 +510,7 @@ class RunConfig(_JSONConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
     bayes: BayesConfig = field(default_factory=BayesConfig)
     gp: GPMKLConfig = field(default_factory=GPMKLConfig)
+    evidential: EvidentialConfig = field(default_factory=EvidentialConfig)
     seed: int = 0
     device: DeviceKind = DeviceKind.AUTO
 
@@ -507,6 +547,12 @@ class EvaluationConfig(_JSONConfig):
         coverage: Selective prediction: the share of the run's validation rows answered at the entropy threshold
             that every row's ``accuracy_at_coverage`` uses (as ``probfusion predict`` flags rows).
         seed: Seed of the attacks' random starts, the shifts' noise and the posterior draws.
+        conflict_sigma: Shift ``conflict``: noise standard deviation as a share of each feature's training range
+            (RCML: 0.5 on inputs min-max scaled to [0, 1]); see :mod:`probfusion.robustness.conflict`.
+        conflict_noise_share: Shift ``conflict``: share of test rows given noise at severity 3 (RCML: 0.1);
+            severity s scales it by s / 3.
+        conflict_swap_share: Shift ``conflict``: share of test rows with one modality taken from a row of
+            another class at severity 3 (RCML: 0.4); severity s scales it by s / 3.
     """
 
     attack: AttackKind = AttackKind.PGD
@@ -523,6 +569,9 @@ class EvaluationConfig(_JSONConfig):
     mi_weight: float = 1.0
     coverage: float = 0.95
     seed: int = 0
+    conflict_sigma: float = 0.5
+    conflict_noise_share: float = 0.1
+    conflict_swap_share: float = 0.4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attack", parse_option(self.attack, AttackKind, name="attack"))
@@ -546,6 +595,16 @@ class EvaluationConfig(_JSONConfig):
         if not severities or any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
             raise ConfigError(f"EvaluationConfig.severities must be integers from 1 to 5; got {list(severities)}.")
         object.__setattr__(self, "severities", tuple(sorted(set(severities))))
+        _check_positive("EvaluationConfig", conflict_sigma=self.conflict_sigma)
+        for key in ("conflict_noise_share", "conflict_swap_share"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"EvaluationConfig.{key} must lie in [0, 1]; got {getattr(self, key)}.")
+        worst = (self.conflict_noise_share + self.conflict_swap_share) * max(self.severities) / 3
+        if self.shift is ShiftKind.CONFLICT and worst > 1.0 + 1e-9:
+            raise ConfigError(
+                f"Conflict shares {self.conflict_noise_share} + {self.conflict_swap_share}, scaled by severity "
+                f"{max(self.severities)} / 3, cover {worst:.0%} of the rows; lower the shares or the severities."
+            )
         if not isinstance(self.modality, str) or not self.modality.strip():
             raise ConfigError(
                 f"EvaluationConfig.modality must be a modality name, 'all' or 'each'; got {self.modality!r}."

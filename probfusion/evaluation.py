@@ -4,6 +4,8 @@
 
     rows.json        {"rows": [...]}: one row per (attack or shift, variant, modality, eps), clean first
     rows.csv         the same rows
+    conflict_rows.csv  shift ``conflict`` only: every row made conflictive (severity, row, kind, modalities,
+                     donor_row), the rows its AUROCs are computed on
     checks.json      sanity checks (monotone accuracy, PGD vs FGSM, stability, zero gradients) and
                      MultiBench's relative robustness of each curve
     config.json      the EvaluationConfig
@@ -12,7 +14,13 @@
 Every row holds ``attack``, ``variant``, ``modality``, ``eps`` (budget in training standard deviations, or
 severity for a shift), ``accuracy``, ``nll``, ``brier``, ``ece``, mean ``entropy`` and ``mi``, and
 ``auroc_entropy`` / ``auroc_mi`` for telling these inputs from the clean ones (NaN on the clean row, and
-``auroc_mi`` NaN for deterministic models, whose mutual information is zero). Scores use ``samples``
+``auroc_mi`` NaN for deterministic models, whose mutual information is zero). Models that report the vacuity
+of a subjective opinion (:class:`~probfusion.fusion.protocol.VacuityPredictor`: ``tmc``, ``rcml``) add mean
+``vacuity`` and ``auroc_vacuity`` (NaN on rows whose probabilities are not one pass of the model, such as the
+marginalised missing modality). For shift ``conflict`` the AUROCs tell the conflictive rows (positives, as
+recorded in ``conflict_rows.csv``) from the clean test rows (negatives, the clean row's scores), and the row adds
+``conflict_rows``, ``noise_rows``, ``swap_rows`` and ``conflict_accuracy`` (on the conflictive rows). Scores use
+``samples``
 posterior draws from a generator independent of the attack's draws. The folder appears whole or not at all;
 an existing evaluation is replaced only with ``overwrite=True``.
 """
@@ -32,6 +40,7 @@ from probfusion.config import EvaluationConfig
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.fingerprint import dataset_fingerprint
 from probfusion.errors import ConfigError, RunExistsError
+from probfusion.fusion.protocol import VacuityPredictor
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics import (
     accuracy,
@@ -52,6 +61,8 @@ from probfusion.robustness import (
     DROPOUT_RATES,
     NOISE_LEVELS,
     Imputation,
+    conflict_shares,
+    conflictive_views,
     feature_dropout,
     gaussian_noise,
     is_stochastic,
@@ -94,7 +105,8 @@ class EvaluationReport:
 
     def table(self) -> str:
         """The rows as a fixed-width text table for the terminal."""
-        cols = ("attack", "variant", "modality", "eps", "accuracy", "nll", "ece", "auroc_entropy", "auroc_mi")
+        cols: tuple[str, ...] = ("attack", "variant", "modality", "eps", "accuracy", "nll", "ece", "auroc_entropy")
+        cols += ("auroc_mi", "auroc_vacuity") if any("auroc_vacuity" in row for row in self.rows) else ("auroc_mi",)
         cells = [[_fmt(row.get(c)) for c in cols] for row in self.rows]
         widths = [max(len(c), *(len(r[k]) for r in cells)) for k, c in enumerate(cols)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
@@ -179,9 +191,15 @@ def _row(
     labels: torch.Tensor,
     clean: dict[str, torch.Tensor] | None,
     threshold: float | None = None,
+    *,
+    vacuity: torch.Tensor | None = None,
+    affected: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Metrics of one row; ``affected`` (booleans) restricts the AUROCs' positives to the changed rows."""
     mean = probs.mean(dim=0)
     scores = _scores(probs)
+    if vacuity is not None:
+        scores["vacuity"] = vacuity
     row = {
         **head,
         "accuracy": accuracy(mean, labels),
@@ -192,16 +210,29 @@ def _row(
         "mi": float(scores["mi"].mean()),
         "n": int(labels.shape[0]),
     }
-    for key in ("entropy", "mi"):
-        row[f"auroc_{key}"] = detection_auroc(clean[key], scores[key]) if clean is not None else float("nan")
+    if vacuity is not None:
+        row["vacuity"] = float(vacuity.mean())
+    for key in scores:
+        positives = scores[key] if affected is None else scores[key][affected]
+        nan_free = key != "vacuity" or not positives.isnan().any()  # vacuity is NaN where not measured
+        usable = clean is not None and key in clean and positives.numel() > 0 and nan_free
+        row[f"auroc_{key}"] = detection_auroc(clean[key], positives) if usable else float("nan")  # type: ignore[index]
     correct = mean.argmax(dim=-1) == labels
-    for key in ("entropy", "mi"):
-        row[f"aurc_{key}"] = aurc(scores[key], correct)
-    if threshold is not None:  # selective prediction at the validation-chosen entropy threshold
+    for key, score in scores.items():  # selective prediction: how well each uncertainty orders the errors last
+        row[f"aurc_{key}"] = aurc(score, correct) if not score.isnan().any() else float("nan")
+    if threshold is not None:  # at the validation-chosen entropy threshold
         answered = scores["entropy"] <= threshold
         row["coverage"] = float(answered.double().mean())
         row["accuracy_at_coverage"] = float(correct[answered].double().mean()) if answered.any() else float("nan")
     return row, {**scores, "probs": mean, "labels": labels, "correct": correct}
+
+
+@torch.no_grad()
+def _vacuity(model: VacuityPredictor, views: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(n,)`` vacuity of the combined opinion, in minibatches of rows."""
+    n = next(iter(views.values())).shape[0]
+    chunks = [model.vacuity({m: x[i : i + _BATCH] for m, x in views.items()}) for i in range(0, n, _BATCH)]
+    return torch.cat(chunks).double()
 
 
 class _Work:
@@ -229,9 +260,11 @@ class _Work:
         # The entropy threshold that answers `coverage` of the validation rows (as `probfusion predict` flags).
         val_probs = _predict(self.model, dict(run.tensors(self.val_set).views), config.samples, self.score_seed)
         self.threshold = coverage_threshold(predictive_entropy(val_probs), config.coverage)
+        self.has_vacuity = isinstance(self.model, VacuityPredictor)
         self.rows: list[dict[str, Any]] = []
         self.extras: list[dict[str, torch.Tensor]] = []
         self.clean: dict[str, torch.Tensor] = {}
+        self.conflict_rows: list[dict[str, Any]] = []  # shift 'conflict': the rows it changed
 
     def tick(self) -> None:
         self.done += 1
@@ -239,10 +272,22 @@ class _Work:
             self.progress(min(self.done, self.total), self.total)
 
     def score(self, views: dict[str, torch.Tensor], head: dict[str, Any], probs: torch.Tensor | None = None) -> dict:
+        vacuity = None
+        if self.has_vacuity:  # one pass of the model on ``views``; NaN where the probabilities came otherwise
+            vacuity = _vacuity(self.model, views) if probs is None else torch.full((len(self.labels),), float("nan"))
         probs = _predict(self.model, views, self.config.samples, self.score_seed) if probs is None else probs
         labels = self.labels if head.get("labels") is None else head.pop("labels")
+        affected = head.pop("affected", None)
         reference = None if head["attack"] == AttackKind.NONE.value else self.clean
-        row, extra = _row({k: v for k, v in head.items() if k != "labels"}, probs, labels, reference, self.threshold)
+        row, extra = _row(
+            {k: v for k, v in head.items() if k != "labels"},
+            probs,
+            labels,
+            reference,
+            self.threshold,
+            vacuity=vacuity,
+            affected=affected,
+        )
         if not self.stochastic:  # one draw: the mutual information is zero everywhere, not a score
             row["auroc_mi"] = row["aurc_mi"] = float("nan")
         self.rows.append(row)
@@ -386,6 +431,8 @@ def _shift_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[st
                 work.tick()
         tol = max(_TOL, 2.0 / len(work.labels))
         return {"monotone": _monotone(work.rows[1:], work.rows[0], tol)}
+    if shift is ShiftKind.CONFLICT:
+        return _conflict_work(work)
     if shift is ShiftKind.MISSING:
         partial = [(label, mods) for label, mods in sets if len(mods) < len(work.views)]
         if not partial:
@@ -427,13 +474,53 @@ def _shift_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[st
     work.total += 1
     seen = {"kind": "clean", "attack": AttackKind.NONE.value, "variant": "seen-speakers", "modality": "all", "eps": 0.0}
     work.score(dict(val.views), {**seen, "labels": val.labels})
-    seen_scores = {k: work.extras[-1][k] for k in ("entropy", "mi")}
+    seen_scores = {k: work.extras[-1][k] for k in ("entropy", "mi", "vacuity") if k in work.extras[-1]}
     saved, work.clean = work.clean, seen_scores
     head = {"kind": "shift", "attack": shift.value, "variant": f"held-out {speaker}", "modality": "all", "eps": 1.0}
     work.score(work.views, head)
     work.clean = saved
     work.tick()
     return {}
+
+
+def _conflict_work(work: _Work) -> dict[str, Any]:
+    """RCML's conflictive rows at every severity (:mod:`probfusion.robustness.conflict`); all modalities."""
+    cfg = work.config
+    if len(work.views) < 2:
+        raise ConfigError(
+            f"Shift 'conflict' needs at least two modalities; the run has one ({next(iter(work.views))!r})."
+        )
+    train = work.run.tensors(work.run.splits()[0])
+    scale = {m: x.amax(dim=0) - x.amin(dim=0) for m, x in train.views.items()}  # training range, standardised
+    work.total += len(cfg.severities)
+    for severity in cfg.severities:
+        views, record = conflictive_views(
+            work.views,
+            work.labels,
+            severity=severity,
+            noise_scale=scale,
+            sigma=cfg.conflict_sigma,
+            noise_share=cfg.conflict_noise_share,
+            swap_share=cfg.conflict_swap_share,
+            generator=work.attack_gen,
+        )
+        mask = record.mask(len(work.labels))
+        noise, swap = conflict_shares(severity, cfg.conflict_noise_share, cfg.conflict_swap_share)
+        head = {"kind": "shift", "attack": ShiftKind.CONFLICT.value, "variant": "standard", "modality": "all"}
+        row = work.score(views, {**head, "eps": float(severity), "level": noise + swap, "affected": mask})
+        predicted = work.extras[-1]["probs"].argmax(-1)
+        row.update(
+            conflict_rows=int(mask.sum()),
+            noise_rows=record.kinds.count("noise"),
+            swap_rows=record.kinds.count("swap"),
+            conflict_accuracy=float((predicted[mask] == work.labels[mask]).double().mean())
+            if mask.any()
+            else float("nan"),
+        )
+        work.conflict_rows.extend(record.table(severity=severity))
+        work.tick()
+    tol = max(_TOL, 2.0 / len(work.labels))
+    return {"monotone": _monotone(work.rows[1:], work.rows[0], tol)}
 
 
 def _figures(work: _Work) -> dict[str, bytes]:
@@ -547,7 +634,7 @@ def _evaluate(
         work = _Work(run, config, progress, data)
         clean = {"kind": "clean", "attack": AttackKind.NONE.value, "variant": "clean", "modality": "none", "eps": 0.0}
         work.score(work.views, clean)
-        work.clean = {k: work.extras[0][k] for k in ("entropy", "mi")}
+        work.clean = {k: work.extras[0][k] for k in ("entropy", "mi", "vacuity") if k in work.extras[0]}
         work.tick()
         if config.shift is not None:
             checks = _shift_work(work, sets)
@@ -565,7 +652,8 @@ def _evaluate(
         "rows": work.test_set.num_samples,
         "run_data": run.data_fingerprint,
     }
-    return _write(target, config, work.rows, checks, figures, scored, overwrite=overwrite)
+    tables = {"conflict_rows.csv": work.conflict_rows} if config.shift is ShiftKind.CONFLICT else {}
+    return _write(target, config, work.rows, checks, figures, scored, overwrite=overwrite, tables=tables)
 
 
 def _write(
@@ -577,6 +665,7 @@ def _write(
     scored: dict[str, Any],
     *,
     overwrite: bool,
+    tables: dict[str, list[dict[str, Any]]] | None = None,
 ) -> EvaluationReport:
     target.parent.mkdir(parents=True, exist_ok=True)
     exists = f"{target} already holds an evaluation; pass --overwrite or choose another name."
@@ -586,6 +675,8 @@ def _write(
         atomic_write_json(staging / "checks.json", checks)
         atomic_write_json(staging / "config.json", config.to_dict())
         atomic_write_json(staging / "data.json", scored)  # the rows behind every number: source and SHA-256
+        for file, table in (tables or {}).items():
+            atomic_write_csv(staging / file, table)
         (staging / "figures").mkdir()
         for file, png in figures.items():
             atomic_write_bytes(staging / "figures" / file, png)

@@ -15,6 +15,8 @@ __all__ = [
     "AlignmentKind",
     "AttackKind",
     "DeviceKind",
+    "EvidenceFunction",
+    "EvidentialFeatures",
     "FusionKind",
     "GuideKind",
     "HeadKind",
@@ -43,6 +45,10 @@ class FusionKind(StrEnum):
     """Concatenation followed by a linear layer: additive (early) fusion, the simplest baseline."""
     GP_MKL = "gp-mkl"
     """Gaussian-process classifier on a fixed sum of per-modality kernels weighted by an MKL dual (additive)."""
+    TMC = "tmc"
+    """Trusted multi-view classification (Han et al., 2021): per-modality Dirichlet opinions, Dempster-Shafer."""
+    RCML = "rcml"
+    """Reliable conflictive multi-view learning (Xu et al., 2024): averaged evidence, a conflict-degree loss."""
 
 
 class HeadKind(StrEnum):
@@ -101,6 +107,26 @@ class KernelFeatures(StrEnum):
     """The standardised inputs x_m."""
 
 
+class EvidentialFeatures(StrEnum):
+    """What the per-modality evidence networks of ``tmc`` and ``rcml`` read."""
+
+    LATENT = "latent"
+    """The jWAE latents z_m, with the encoders trained jointly with the jWAE loss (every kind's encoder story)."""
+    INPUT = "input"
+    """The standardised inputs x_m, as in the papers; no encoders and no jWAE loss."""
+
+
+class EvidenceFunction(StrEnum):
+    """The map from an evidence network's outputs to non-negative evidence e_m."""
+
+    SOFTPLUS = "softplus"
+    """``log(1 + exp(.))``: smooth, never exactly zero gradients (the papers' released choice)."""
+    RELU = "relu"
+    """``max(0, .)``: exact zeros (and zero gradients) for negative outputs."""
+    EXP = "exp"
+    """``exp(.)`` (clamped at exp(10)): evidence grows fastest; can overflow without the clamp."""
+
+
 class MKLFormulation(StrEnum):
     """Which convex problem sets the kernel weights."""
 
@@ -134,6 +160,8 @@ class ShiftKind(StrEnum):
     """One modality missing (mean-imputed)."""
     SPEAKER = "speaker"
     """av-digits' held-out speaker: a real shift."""
+    CONFLICT = "conflict"
+    """RCML's conflictive rows: noise on some modalities of some rows, one modality of others from another class."""
 
 
 class PriorPenalty(StrEnum):

@@ -11,7 +11,10 @@ A modality absent from a row (an all-NaN row, or its array left out) is handled 
 :class:`~probfusion.options.PredictImputation`: ``marginal`` (default) averages the predictive over training rows
 of the missing modality, as ``evaluate --shift missing`` does
 (:func:`~probfusion.robustness.shifts.marginal_missing_probabilities`); ``mean`` puts the modality at its
-training mean. Rows with the same modalities absent are predicted together. Cost: one forward pass per row and
+training mean. Models that fuse per-modality opinions (``tmc``, ``rcml``:
+:class:`~probfusion.fusion.protocol.PartialViewPredictor`) instead drop the view from their combination, whatever
+the imputation. Rows with the same modalities absent are predicted together. Evidential models also report the
+vacuity of the combined opinion per row. Cost: one forward pass per row and
 draw, times the number of donor rows (32) for the marginal rows.
 """
 
@@ -29,6 +32,7 @@ from probfusion.api import LoadedRun
 from probfusion.data.features import FeatureBatch, label_key
 from probfusion.data.fingerprint import batch_fingerprint
 from probfusion.errors import ConfigError, InputDataError
+from probfusion.fusion.protocol import PartialViewPredictor, VacuityPredictor
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics import coverage_threshold, mutual_information, predictive_entropy
 from probfusion.options import PredictImputation, parse_option
@@ -73,6 +77,7 @@ class Prediction:
         probabilities: ``(n, c)`` posterior-mean predictive probabilities.
         entropy: ``(n,)`` predictive entropy (nats).
         mutual_information: ``(n,)`` mutual information (nats); zero for deterministic models.
+        vacuity: ``(n,)`` uncertainty mass ``c / S`` of the combined opinion (evidential models), else None.
         flag: ``(n,)`` whether the row's entropy exceeds ``threshold``.
         threshold: The entropy threshold chosen on the run's validation rows.
         absent: ``{m: (n,) bool}`` rows where modality ``m`` was missing.
@@ -84,6 +89,7 @@ class Prediction:
     probabilities: np.ndarray
     entropy: np.ndarray
     mutual_information: np.ndarray
+    vacuity: np.ndarray | None
     flag: np.ndarray
     threshold: float
     absent: Mapping[str, np.ndarray]
@@ -102,6 +108,8 @@ class Prediction:
             row: dict[str, Any] = {"row": i, "predicted": label}
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, self.probabilities[i], strict=True)})
             row.update(entropy=float(self.entropy[i]), mutual_information=float(self.mutual_information[i]))
+            if self.vacuity is not None:
+                row["vacuity"] = float(self.vacuity[i])
             row.update(flag=bool(self.flag[i]), missing=";".join(m for m, a in self.absent.items() if a[i]))
             if self.labels is not None:
                 row.update(label=self.labels[i], correct=label_key(self.labels[i]) == label_key(label))
@@ -159,10 +167,17 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
         patterns.setdefault(tuple(m for m in views if absent[m][i]), []).append(i)
     n = batch.num_rows
     probs = torch.empty(samples, n, 0)
+    vacuity = np.full(n, np.nan) if isinstance(run.model, VacuityPredictor) else None
     for gone, rows in patterns.items():
         index = torch.as_tensor(rows)
         part = {m: x[index] for m, x in views.items()}
-        if gone and config.imputation is PredictImputation.MARGINAL:
+        if gone and isinstance(run.model, PartialViewPredictor):  # drop the view from the combination
+            with torch.no_grad():
+                logits = run.model.partial_predictive_logits({m: x for m, x in part.items() if m not in gone})
+            got = logits.softmax(dim=-1).double()
+            if vacuity is not None:  # logits are log alpha: the vacuity is c / sum(alpha)
+                vacuity[rows] = (logits.shape[-1] / logits[0].exp().sum(-1)).double().numpy()
+        elif gone and config.imputation is PredictImputation.MARGINAL:
             chunks = [
                 marginal_missing_probabilities(
                     run.model,
@@ -177,6 +192,9 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
             got = torch.cat(chunks, dim=1)
         else:
             got = common_draw_probabilities(run.model, part, samples, seed)
+        if vacuity is not None and not gone:
+            with torch.no_grad():
+                vacuity[rows] = run.model.vacuity(part).double().numpy()
         if probs.shape[-1] == 0:
             probs = torch.zeros(got.shape[0], n, got.shape[-1], dtype=torch.float64)
         probs[:, index] = got
@@ -188,6 +206,7 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
         probabilities=mean.numpy(),
         entropy=entropy,
         mutual_information=mutual_information(probs).numpy(),
+        vacuity=vacuity,
         flag=entropy > threshold,
         threshold=threshold,
         absent=absent,

@@ -31,3 +31,13 @@ def small_config(data: str, *, epochs: int = 6, model: str = "lmf", seed: int = 
         seed=seed,
         device="cpu",
     )
+
+
+def write_separable_npz(path: Path, *, n: int = 240, num_classes: int = 3, seed: int = 0) -> Path:
+    """Two modalities that each carry the label (class means plus unit noise): late fusion suffices."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, num_classes, n)
+    a = rng.normal(size=(num_classes, 4))[y] + rng.normal(size=(n, 4))
+    b = rng.normal(size=(num_classes, 3))[y] + rng.normal(size=(n, 3))
+    np.savez(path, x_a=a.astype(np.float32), x_b=b.astype(np.float32), y=y.astype(np.int64))
+    return path

@@ -176,3 +176,19 @@ def test_evaluate_data_refuses_rows_that_do_not_fit_the_run(fitted, tmp_path, ar
     assert_clean_error(result, 1, fragment)
     after = sorted(p.name for p in (run.path / "evaluations").iterdir()) if (run.path / "evaluations").exists() else []
     assert after == before
+
+
+def test_evidential_models_drop_a_missing_view_from_their_combination_and_report_vacuity(tmp_path):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    run = load_run(fit(small_config(str(data), epochs=3, model="tmc"), tmp_path / "tmc").path)
+    views, labels = _raw_rows(run, "test")
+    views["b"][:4] = np.nan
+    result = predict(run, check_features(views, run.input_dims, labels=labels, source="t"))
+    assert result.vacuity is not None
+    assert np.all((result.vacuity > 0) & (result.vacuity <= 1))
+    a = torch.as_tensor((views["a"][:4] - run.standardizer.mean["a"]) / run.standardizer.std["a"], dtype=torch.float32)
+    alone = run.model.opinions({"a": a}, subset=True).alpha  # the opinion of modality a alone
+    np.testing.assert_allclose(
+        result.probabilities[:4], (alone / alone.sum(-1, keepdim=True)).detach().numpy(), atol=1e-5
+    )
+    assert "vacuity" in result.rows()[0]

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from probfusion._shapes import Views
 
-__all__ = ["Predictor"]
+__all__ = ["PartialViewPredictor", "Predictor", "VacuityPredictor"]
 
 
 @runtime_checkable
@@ -34,4 +34,35 @@ class Predictor(Protocol):
         Returns:
             A `(s, n, c)` tensor of logits.
         """
+        ...
+
+
+@runtime_checkable
+class VacuityPredictor(Predictor, Protocol):
+    """A predictor that also reports the vacuity of its (combined) subjective opinion (``tmc``, ``rcml``).
+
+    Evaluation scores it beside predictive entropy and mutual information (``auroc_vacuity``).
+    """
+
+    def vacuity(self, views: Views) -> Tensor:
+        """The uncertainty mass ``u = c / S`` of the combined Dirichlet opinion.
+
+        Args:
+            views: ``{m: (n, d_m)}`` inputs.
+
+        Returns:
+            A `(n,)` tensor in (0, 1], differentiable in the inputs.
+        """
+        ...
+
+
+@runtime_checkable
+class PartialViewPredictor(Predictor, Protocol):
+    """A predictor that can combine only the modalities it is given (late fusion of opinions: ``tmc``, ``rcml``).
+
+    ``probfusion predict`` uses it for a row with a modality missing instead of imputing that modality.
+    """
+
+    def partial_predictive_logits(self, views: Views) -> Tensor:
+        """``(s, n, c)`` logits from the modalities that ``views`` holds (at least one)."""
         ...

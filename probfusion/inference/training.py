@@ -12,18 +12,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
+from torch import Tensor, nn
 from torch.nn import functional as F
 
+from probfusion._shapes import Views
 from probfusion.config import TrainConfig
+from probfusion.encoders.jwae import JWAELoss
 from probfusion.errors import TrainingDivergedError
-from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
 from probfusion.seeding import make_generator
 
-__all__ = ["EpochRecord", "FitResult", "TrainingState", "train_classifier"]
+__all__ = ["EpochRecord", "FitResult", "Objective", "TrainingState", "cross_entropy_objective", "train_classifier"]
 
 logger = logging.getLogger("probfusion")
 
@@ -78,13 +81,45 @@ class FitResult:
     seconds: float
 
 
+class Objective(Protocol):
+    """The first stage's loss on one minibatch: a supervised term and the jWAE parts (added to it).
+
+    ``epoch`` is 1-based (annealed terms read it); ``generator`` feeds the jWAE's projections and prior samples.
+    """
+
+    def __call__(
+        self, model: nn.Module, views: Views, labels: Tensor, *, epoch: int, generator: torch.Generator
+    ) -> tuple[Tensor, JWAELoss]:
+        """Return ``(supervised loss, jWAE loss parts)``, both on one minibatch."""
+        ...
+
+
+def cross_entropy_objective(
+    model: nn.Module, views: Views, labels: Tensor, *, epoch: int, generator: torch.Generator
+) -> tuple[Tensor, JWAELoss]:
+    """Cross-entropy of the logits plus the jWAE loss on the latents of the same encoder pass (the default).
+
+    Args:
+        model: A classifier with ``forward_with_latents`` and a ``jwae`` (``MultimodalClassifier``).
+        views: ``{m: (b, d_m)}`` minibatch.
+        labels: ``(b,)`` labels.
+        epoch: Unused (nothing is annealed).
+        generator: Source of the jWAE's projections and prior samples.
+
+    Returns:
+        The cross-entropy and the jWAE loss parts.
+    """
+    logits, latents = model.forward_with_latents(views)  # type: ignore[operator]
+    return F.cross_entropy(logits, labels), model.jwae.loss(views, latents, generator=generator)  # type: ignore[union-attr, operator]
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     # A fixed large odd multiplier spreads (seed, epoch) pairs apart; any injective map would do.
     return (seed * 1_000_003 + epoch * 7_919 + 17) % (2**63)
 
 
 def train_classifier(
-    model: MultimodalClassifier,
+    model: nn.Module,
     train: TensorData,
     val: TensorData,
     config: TrainConfig,
@@ -93,11 +128,15 @@ def train_classifier(
     state: TrainingState | None = None,
     on_epoch_end: Callable[[TrainingState], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    objective: Objective | None = None,
 ) -> FitResult:
-    """Minimise cross-entropy plus the jWAE loss with Adam, keeping the best validation-NLL weights.
+    """Minimise cross-entropy (or ``objective``'s supervised term) plus the jWAE loss with Adam.
+
+    The best validation-NLL weights are kept. The ``cross_entropy`` column of the history holds the supervised
+    term of ``objective`` (the evidential loss for ``tmc`` and ``rcml``).
 
     Args:
-        model: The classifier; trained in place.
+        model: The classifier (any predictor that ``objective`` knows); trained in place.
         train: Training tensors ``{m: (n, d_m)}`` and ``(n,)`` labels.
         val: Validation tensors, used for early stopping.
         config: Epochs, batch size, learning rate, weight decay, patience.
@@ -105,11 +144,13 @@ def train_classifier(
         state: A state to resume from (its weights are loaded by the caller; its optimiser state here).
         on_epoch_end: Called with the updated state after every epoch (checkpointing, logging).
         progress: Called with ``(epochs done, epochs total)`` after every epoch.
+        objective: The minibatch loss; ``None`` is :func:`cross_entropy_objective`.
 
     Returns:
         The loss history and early-stopping outcome. O(epochs * n * cost of one forward pass).
     """
     state = state or TrainingState()
+    objective = objective or cross_entropy_objective
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if state.optimizer_state is not None:
         optimizer.load_state_dict(state.optimizer_state)
@@ -130,9 +171,7 @@ def train_classifier(
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(_epoch_seed(seed, epoch))
             for views, labels in train.batches(config.batch_size, generator=generator, min_size=2):
-                logits, latents = model.forward_with_latents(views)
-                cross_entropy = F.cross_entropy(logits, labels)
-                parts = model.jwae.loss(views, latents, generator=generator)
+                cross_entropy, parts = objective(model, views, labels, epoch=epoch, generator=generator)
                 loss = cross_entropy + parts.total
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(

@@ -15,6 +15,7 @@ from probfusion.robustness.attacks import (
 )
 from probfusion.robustness.budgets import NormKind, parse_budgets, project, random_start, steepest_ascent
 from probfusion.robustness.checks import monotone_check, strength_check
+from probfusion.robustness.conflict import ConflictRecord, conflict_shares, conflictive_views
 from probfusion.robustness.shifts import (
     DROPOUT_RATES,
     NOISE_LEVELS,
@@ -29,9 +30,12 @@ __all__ = [
     "DROPOUT_RATES",
     "NOISE_LEVELS",
     "AttackResult",
+    "ConflictRecord",
     "Imputation",
     "NormKind",
     "attack_loss",
+    "conflict_shares",
+    "conflictive_views",
     "feature_dropout",
     "fgsm",
     "gaussian_noise",
