@@ -43,15 +43,9 @@ _BAYES, _GP = BayesConfig(), GPMKLConfig()
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet"})  # the only options --resume takes
 
 
-# A Bayesian rank prior prunes from a generous maximum; the deterministic default rank 4 would cap it.
-_DEFAULT_MAX_RANK = 16
-
-
-def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Context) -> int:
-    if max_rank is not None:
-        return max_rank
-    explicit = ctx.get_parameter_source("rank") is not click.core.ParameterSource.DEFAULT
-    return rank if explicit or rank_prior is RankPrior.NONE else _DEFAULT_MAX_RANK
+def _rank(rank: int | None, max_rank: int | None) -> int | None:
+    # None leaves the rank to FusionConfig's rule (resolve_config), as in the Python API: one intent, one model.
+    return max_rank if max_rank is not None else rank
 
 
 @click.command("fit")
@@ -92,8 +86,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     "--rank",
     type=click.IntRange(min=1),
     default=_FUSION.rank,
-    show_default=True,
-    help="LMF rank r (number of rank components).",
+    help="LMF rank r (number of rank components) [default: derived from the data and the rank prior, see "
+    "probfusion.config.resolve_config].",
 )
 @click.option(
     "--rank-prior",
@@ -106,7 +100,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     "--max-rank",
     type=click.IntRange(min=1),
     default=None,
-    help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank) [default: 16]; sets --rank.",
+    help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank); sets --rank "
+    "[default: as --rank].",
 )
 @click.option(
     "--posterior-samples",
@@ -244,7 +239,7 @@ def fit(
     held_out_speaker: str | None,
     trust_pickle: bool,
     model: str,
-    rank: int,
+    rank: int | None,
     rank_prior: str,
     max_rank: int | None,
     posterior_samples: int,
@@ -312,7 +307,7 @@ def fit(
             ),
             fusion=FusionConfig(
                 model=FusionKind(model),
-                rank=_rank(rank, max_rank, RankPrior(rank_prior), ctx),
+                rank=_rank(rank, max_rank),
                 fused_dim=fused_dim,
                 rank_prior=RankPrior(rank_prior),
                 head=HeadKind(head),

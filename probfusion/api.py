@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from probfusion.config import FusionConfig, RunConfig
+from probfusion.config import FusionConfig, RunConfig, resolve_config
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.registry import load_dataset
 from probfusion.data.splits import split_dataset
@@ -106,7 +106,7 @@ def next_run_dir(root: Path | str, config: RunConfig) -> Path:
     """Return a new folder under ``root`` named after the data and model (``av-digits-lmf-r4``, then ``-2``...)."""
     data = Path(config.data.name).stem if config.data.name.endswith((".npz", ".pkl", ".pickle")) else config.data.name
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{data}-{config.fusion.model.value}")
-    if config.fusion.model.value == "lmf":
+    if config.fusion.model.value == "lmf" and config.fusion.rank is not None:
         stem += f"-r{config.fusion.rank}"
     root = Path(root)
     candidate, k = root / stem, 1
@@ -260,6 +260,31 @@ def read_run_config(path: Path | str) -> RunConfig:
         raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}); re-run fit.") from None
 
 
+def _resolved_fields(config: RunConfig) -> dict[str, int]:
+    """The values of the data-scaled fields as this run used them (for ``metrics.json``)."""
+    return {
+        "epochs": config.train.epochs,
+        "patience": config.train.patience,
+        "latent_dim": config.jwae.latent_dim,
+        "hidden_dim": config.jwae.hidden_dim,
+        "rank": config.fusion.rank,
+        "fused_dim": config.fusion.fused_dim,
+    }
+
+
+def _stored_resolved_config(
+    stored: dict[str, Any], config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int
+) -> RunConfig:
+    """The resolved config a run was trained with: as recorded, else resolved now (runs stored before
+    data-scaled defaults have every such field explicit, so resolving changes nothing)."""
+    if "resolved" in stored:
+        try:
+            return RunConfig.from_dict(stored["resolved"])
+        except (TypeError, ProbfusionError) as error:
+            raise CheckpointError(f"The resolved config of the run is not valid ({error}); re-run fit.") from None
+    return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_train)
+
+
 def _check_resumable(run: RunDirectory, config: RunConfig) -> None:
     stored = read_run_config(run.path)
     if stored != config:
@@ -313,6 +338,8 @@ def fit(
     standardizer = Standardizer.fit(train_set.views)
     dims = train_set.dims
     num_classes = int(train_set.num_classes or 0)
+    # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
+    given, config = config, resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=train_set.num_samples)
     model = _build_model(config, dims, num_classes).to(device)
     try:
         run.prepare(overwrite=overwrite, resume=resume)
@@ -324,7 +351,8 @@ def fit(
         ) from None
     if not resume:
         atomic_write_json(
-            run.file(run.CONFIG), {"config": config.to_dict(), "provenance": _provenance(dims, num_classes)}
+            run.file(run.CONFIG),
+            {"config": given.to_dict(), "resolved": config.to_dict(), "provenance": _provenance(dims, num_classes)},
         )
     state = load_training_state(run, model) if resume else None
 
@@ -373,6 +401,7 @@ def fit(
             rank=config.fusion.rank,
             rank_prior=config.fusion.rank_prior.value,
             posterior_samples=num_samples,
+            resolved=_resolved_fields(config),
             **extra,
         )
         weights = {f"model.{k}": v for k, v in final.state_dict().items()}
@@ -391,7 +420,7 @@ def fit(
         logger.setLevel(previous_level)
         logger.removeHandler(handler)
         handler.close()
-    return Run(path=run.path, config=config, metrics=metrics)
+    return Run(path=run.path, config=given, metrics=metrics)
 
 
 def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> LoadedRun:
@@ -409,7 +438,7 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(
             f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
         )
-    config = read_run_config(run.path)
+    stored = run.read_json(run.CONFIG)
     tensors, meta = read_tensors(run.file(run.WEIGHTS))
     try:
         dims = {str(k): int(v) for k, v in dict(meta["input_dims"]).items()}
@@ -418,7 +447,9 @@ def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU) -> 
         raise CheckpointError(
             f"{run.file(run.WEIGHTS)} lacks its input dims; it was not written by probfusion."
         ) from None
-    model = _build_final_model(config, dims, num_classes, int(meta.get("num_train", 0) or 0))
+    num_train = int(meta.get("num_train", 0) or 0)
+    config = _stored_resolved_config(stored, read_run_config(run.path), dims, num_classes, num_train)
+    model = _build_final_model(config, dims, num_classes, num_train)
     load_module_state(model, tensors, prefix="model.", source=run.file(run.WEIGHTS))
     state = {k: v.numpy() for k, v in tensors.items() if k.startswith("standardizer.")}
     try:

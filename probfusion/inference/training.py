@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from probfusion.config import TrainConfig
-from probfusion.errors import TrainingDivergedError
+from probfusion.errors import ConfigError, TrainingDivergedError
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
@@ -109,6 +109,11 @@ def train_classifier(
     Returns:
         The loss history and early-stopping outcome. O(epochs * n * cost of one forward pass).
     """
+    if config.epochs is None or config.patience is None:
+        raise ConfigError(
+            "train_classifier needs explicit epochs and patience; resolve the data-scaled defaults first with "
+            "probfusion.config.resolve_config (probfusion.fit does)."
+        )
     state = state or TrainingState()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     if state.optimizer_state is not None:
