@@ -86,8 +86,8 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     "--rank",
     type=click.IntRange(min=1),
     default=_FUSION.rank,
-    help="LMF rank r (number of rank components) [default: derived from the data and the rank prior, see "
-    "probfusion.config.resolve_config].",
+    help="LMF rank r (number of rank components), also the maximum rank under a Bayesian rank prior "
+    "[default: classes, clipped to 16..128, whatever the rank prior].",
 )
 @click.option(
     "--rank-prior",
@@ -144,14 +144,14 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     type=click.IntRange(min=1),
     default=_FUSION.fused_dim,
     show_default=True,
-    help="Width h of the fused representation.",
+    help="Width h of the fused representation [default: max(32, classes)].",
 )
 @click.option(
     "--latent-dim",
     type=click.IntRange(min=1),
     default=_JWAE.latent_dim,
     show_default=True,
-    help="Latent width d of each modality's jWAE encoder.",
+    help="Latent width d of each modality's jWAE encoder [default: classes, clipped to 16..64].",
 )
 @click.option(
     "--prior-penalty",
@@ -193,14 +193,15 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     type=click.IntRange(min=1),
     default=_TRAIN.epochs,
     show_default=True,
-    help="Maximum number of epochs (early stopping on validation NLL may end sooner).",
+    help="Maximum number of epochs (early stopping on validation NLL may end sooner) [default: enough for "
+    f"{_TRAIN.min_steps} optimizer steps, 60..1000].",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=_TRAIN.patience,
     show_default=True,
-    help="Epochs without a better validation NLL before stopping.",
+    help="Epochs without a better validation NLL before stopping [default: max(15, epochs // 10)].",
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=2), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
@@ -338,7 +339,7 @@ def fit(
             out,
             overwrite=overwrite,
             resume=resume,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     test = run.metrics["test"]
     logging.getLogger("probfusion").debug("metrics: %s", run.metrics)

@@ -275,8 +275,10 @@ def _resolved_fields(config: RunConfig) -> dict[str, int]:
 def _stored_resolved_config(
     stored: dict[str, Any], config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int
 ) -> RunConfig:
-    """The resolved config a run was trained with: as recorded, else resolved now (runs stored before
-    data-scaled defaults have every such field explicit, so resolving changes nothing)."""
+    """The resolved config a run was trained with: as recorded, else resolved now.
+
+    Runs stored before the data-scaled defaults have every such field explicit, so resolving changes nothing.
+    """
     if "resolved" in stored:
         try:
             return RunConfig.from_dict(stored["resolved"])
@@ -339,7 +341,8 @@ def fit(
     dims = train_set.dims
     num_classes = int(train_set.num_classes or 0)
     # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
-    given, config = config, resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=train_set.num_samples)
+    given = config
+    config = resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=train_set.num_samples)
     model = _build_model(config, dims, num_classes).to(device)
     try:
         run.prepare(overwrite=overwrite, resume=resume)

@@ -87,7 +87,7 @@ def _stratified_split(labels: np.ndarray, seed: int) -> np.ndarray:
     """A ``(n,)`` array 0/1/2 (train/validation/test), stratified 70/10/20."""
     index = np.arange(labels.size)
     rest, test = train_test_split(index, test_size=0.2, random_state=seed, stratify=labels)
-    train, val = train_test_split(rest, test_size=0.125, random_state=seed + 1, stratify=labels[rest])
+    _train, val = train_test_split(rest, test_size=0.125, random_state=seed + 1, stratify=labels[rest])
     split = np.zeros(labels.size, dtype=np.int64)
     split[val], split[test] = 1, 2
     return split
@@ -160,8 +160,13 @@ def logistic_rows(config: DataConfig, seed: int) -> list[dict]:
         probs = np.zeros((len(test.labels), int(train.num_classes)))
         probs[:, model.classes_] = model.predict_proba(x_test)
         rows.append(
-            {"model": label, "val_accuracy": val_acc, "C": c, **_scores(probs, test.labels),
-             "fit_seconds": time.perf_counter() - tick}
+            {
+                "model": label,
+                "val_accuracy": val_acc,
+                "C": c,
+                **_scores(probs, test.labels),
+                "fit_seconds": time.perf_counter() - tick,
+            }
         )
     reference = max(rows, key=lambda r: r["val_accuracy"])
     rows.append({**reference, "model": "linear reference", "chosen": reference["model"]})
@@ -236,12 +241,9 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
                 ]
             )
         checks = {}
-
-        def acc(model: str) -> float | None:
-            cell = stats.get(model, {})
-            return cell.get("accuracy_mean")
-
-        lmf, ref, concat, ard = acc("lmf"), acc("linear reference"), acc("concat"), acc("lmf-ard")
+        lmf, ref, concat, ard = (
+            stats.get(model, {}).get("accuracy_mean") for model in ("lmf", "linear reference", "concat", "lmf-ard")
+        )
         if lmf is not None and ref is not None:
             checks["lmf_minus_linear_points"] = 100 * (lmf - ref)
             checks["lmf_ge_linear_minus_1"] = lmf >= ref - 0.01
@@ -254,12 +256,43 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
         summary["sets"][name] = {"models": stats, "checks": checks}
         summary["sets"][name]["wall_seconds"] = sum(r.get("fit_seconds", 0.0) for r in part)
     header = ["set", "model", "test accuracy %", "test NLL", "test ECE-15", "fit s", "seeds"]
-    return summary, markdown_table(header, table)
+    return summary, pivot_table(summary, sets) + "\n" + markdown_table(header, table)
+
+
+PIVOT = ("linear reference", "LR concat", "lmf", "lmf-ard", "concat", "concat-linear", "tfn", "gp-mkl")
+
+
+def pivot_table(summary: dict, sets: list[str]) -> str:
+    """Test accuracy % (mean over seeds) per set and model, the acceptance checks, and each set's wall time."""
+    rows = []
+    for name in sets:
+        entry = summary["sets"][name]
+        cells = []
+        for model in PIVOT:
+            cell = entry["models"].get(model)
+            if cell is None:
+                cells.append("-")
+            elif "skipped" in cell:
+                cells.append("skipped")
+            else:
+                seeds = f" ({cell['seeds']} seed)" if cell["seeds"] == 1 and model == "gp-mkl" else ""
+                cells.append(f"{100 * cell['accuracy_mean']:.1f}{seeds}")
+        checks = entry["checks"]
+        marks = [
+            ("≥ lin-1", checks.get("lmf_ge_linear_minus_1")),
+            ("≥ concat-1", checks.get("lmf_ge_concat_minus_1")),
+            ("ARD ±1", checks.get("ard_within_1_of_lmf")),
+        ]
+        verdict = ", ".join(f"{label} {'yes' if ok else 'NO'}" for label, ok in marks if ok is not None)
+        rows.append([name, *cells, verdict, f"{entry['wall_seconds'] / 60:.1f}"])
+    return markdown_table(["set", *PIVOT, "LMF checks", "fit min (all rows)"], rows)
 
 
 def main() -> None:
     args = parse()
-    sets = ["av-digits", "cub"] if args.smoke else args.sets.split(",")
+    # The smoke run needs no shared data when a checkout lacks ../shared/data.
+    smoke_sets = ["av-digits", "cub"] if (SHARED / SETS["cub"].mat).is_file() else ["av-digits"]
+    sets = smoke_sets if args.smoke else args.sets.split(",")
     models = ["lmf", "concat"] if args.smoke else args.models.split(",")
     for name in sets + models:
         if name not in SETS and name not in MODELS:
@@ -290,8 +323,10 @@ def main() -> None:
                         continue
                     row = model_row(config, scratch / f"{name}-{model}-{seed}")
                     rows.append({"set": name, "seed": seed, "model": model, **row})
-                    print(f"{name} seed {seed} {model}: acc {row['accuracy']:.4f} ({row['fit_seconds']:.0f} s)",
-                          flush=True)
+                    print(
+                        f"{name} seed {seed} {model}: acc {row['accuracy']:.4f} ({row['fit_seconds']:.0f} s)",
+                        flush=True,
+                    )
     summary, table = summarise(rows, sets)
     summary["seeds"] = len(seeds)
     summary["wall_seconds"] = time.perf_counter() - started
