@@ -236,7 +236,7 @@ class JWAEConfig(_JSONConfig):
     latent_dim: int | None = None
     hidden_dim: int | None = None
     prior_penalty: PriorPenalty = PriorPenalty.SWD
-    prior_weight: float = 0.1
+    prior_weight: float = 1.0
     num_projections: int = 50
     alignment: AlignmentKind = AlignmentKind.PAIRED
     alignment_weight: float = 0.1

@@ -23,6 +23,7 @@ check; ``--sets``, ``--models``, ``--seeds`` to run a part. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
 from probfusion.data import load_dataset, split_dataset
 from probfusion.metrics import accuracy, expected_calibration_error, negative_log_likelihood
+from probfusion.runs import atomic_write_json
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 C_GRID = (0.01, 0.1, 1.0)
@@ -204,7 +206,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS), help=f"comma-separated, of {','.join(SETS)}")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
-    parser.add_argument("--gp-seeds", type=int, default=1, help="seeds for gp-mkl (time box; 0 skips it)")
+    parser.add_argument(
+        "--single-seed-models", default="tfn,gp-mkl", help="models fitted on seed 0 only (a time box; '' for none)"
+    )
+    parser.add_argument("--merge", type=Path, nargs="*", default=None, help="summarise these rows.json files only")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     return parser.parse_args()
 
@@ -300,11 +305,16 @@ def main() -> None:
     seeds = range(1 if args.smoke else args.seeds)
     out = args.out or RESULTS / ("real_benchmark-smoke" if args.smoke else "real_benchmark")
     out.mkdir(parents=True, exist_ok=True)
+    single = set(filter(None, args.single_seed_models.split(",")))
     rows: list[dict] = []
     started = time.perf_counter()
+    if args.merge is not None:  # runs split over several processes: one table from their rows
+        rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
+        sets = list(dict.fromkeys(row["set"] for row in rows))
+        seeds = range(max(row["seed"] for row in rows) + 1)
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        for name in sets:
+        for name in sets if args.merge is None else []:
             for seed in seeds:
                 data = data_config(name, seed, scratch)
                 for row in logistic_rows(data, seed):
@@ -319,10 +329,11 @@ def main() -> None:
                         if seed == 0:
                             rows.append({"set": name, "seed": seed, "model": model, "skipped": "tensor too large"})
                         continue
-                    if model == "gp-mkl" and seed >= args.gp_seeds:
+                    if model in single and seed > 0:
                         continue
                     row = model_row(config, scratch / f"{name}-{model}-{seed}")
                     rows.append({"set": name, "seed": seed, "model": model, **row})
+                    atomic_write_json(out / "rows.json", {"rows": rows})  # partial results survive an interruption
                     print(
                         f"{name} seed {seed} {model}: acc {row['accuracy']:.4f} ({row['fit_seconds']:.0f} s)",
                         flush=True,
@@ -330,7 +341,9 @@ def main() -> None:
     summary, table = summarise(rows, sets)
     summary["seeds"] = len(seeds)
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["single_seed_models"] = sorted(single)
     write_results(out, rows, summary, table)
+    atomic_write_json(out / "rows.json", {"rows": rows})
     print(table)
     for name, value in summary["sets"].items():
         print(name, value["checks"], f"{value['wall_seconds']:.0f} s")
