@@ -272,19 +272,30 @@ def _resolved_fields(config: RunConfig) -> dict[str, int]:
     }
 
 
+_RESOLVED = {"train": ("epochs", "patience"), "jwae": ("latent_dim", "hidden_dim"), "fusion": ("rank", "fused_dim")}
+
+
 def _stored_resolved_config(
     stored: dict[str, Any], config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int
 ) -> RunConfig:
-    """The resolved config a run was trained with: as recorded, else resolved now.
+    """The stored config with its ``None`` fields set as the run was trained: from its record, else by the rules.
 
-    Runs stored before the data-scaled defaults have every such field explicit, so resolving changes nothing.
+    Only the fields left ``None`` come from the ``"resolved"`` record, so an edit of ``"config"`` (a moved data
+    file) still counts. Runs stored before the data-scaled defaults have every such field explicit.
     """
-    if "resolved" in stored:
-        try:
-            return RunConfig.from_dict(stored["resolved"])
-        except (TypeError, ProbfusionError) as error:
-            raise CheckpointError(f"The resolved config of the run is not valid ({error}); re-run fit.") from None
-    return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_train)
+    record = stored.get("resolved")
+    if record is None:
+        return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_train)
+    try:
+        trained = RunConfig.from_dict(record)
+    except (TypeError, ProbfusionError) as error:
+        raise CheckpointError(f"The resolved config of the run is not valid ({error}); re-run fit.") from None
+    parts = {}
+    for section, names in _RESOLVED.items():
+        given, used = getattr(config, section), getattr(trained, section)
+        values = {n: getattr(used, n) for n in names if getattr(given, n) is None}
+        parts[section] = dataclasses.replace(given, **values)
+    return dataclasses.replace(config, **parts)
 
 
 def _check_resumable(run: RunDirectory, config: RunConfig) -> None:

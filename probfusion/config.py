@@ -266,8 +266,8 @@ class FusionConfig(_JSONConfig):
     Attributes:
         model: LMF, TFN or concatenation.
         rank: LMF rank r (ignored by TFN and concatenation); the maximum rank under a Bayesian rank prior.
-            ``None`` derives it from the number of classes and the rank prior (:func:`resolve_config`); the
-            CLI and the API resolve it alike.
+            ``None`` derives it from the number of classes, the same for every rank prior
+            (:func:`resolve_config`); the CLI and the API resolve it alike.
         fused_dim: Size h of the fused representation fed to the classifier head; ``None`` derives it from the
             number of classes.
         rank_prior: Prior on the LMF rank factors: ``none`` (point estimates), ``gaussian`` or ``ard``.
@@ -563,8 +563,10 @@ _BASE_FUSED = 32
 def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_classes: int, num_train: int) -> RunConfig:
     """Return ``config`` with every field left ``None`` set by its data-scaled rule.
 
-    The rules (n training rows, c classes, batch size b), measured on real multi-view sets
-    (``studies/real_benchmark.py``; its ``NOTES.md`` has the ablations):
+    The rules (n training rows, c classes, batch size b). The training length and the rank were measured on
+    real multi-view sets (``studies/real_benchmark.py``; its ``NOTES.md`` has the ablations); the class-scaled
+    widths follow from the model and equal the earlier fixed values up to 16 classes, so those sets do not
+    test them:
 
     * ``train.epochs = clip(ceil(min_steps / ceil(n / b)), 60, 1000)``: at least ``min_steps`` optimizer steps,
       so a 400-row training set is not stopped after a few hundred;
