@@ -314,7 +314,8 @@ def main() -> None:
     started = time.perf_counter()
     if args.merge is not None:  # runs split over several processes: one table from their rows
         rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
-        sets = list(dict.fromkeys(row["set"] for row in rows))
+        present = set(row["set"] for row in rows)
+        sets = [name for name in SETS if name in present]
         seeds = range(max(row["seed"] for row in rows) + 1)
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
