@@ -52,7 +52,7 @@ def _resolve_run(run: Path | None, console: Console, quiet: bool) -> Path:
     console.print(f"no run under {_RUNS}/; fitting the default model first into {out}")
     with _bar(console, quiet, "fit", "epochs") as bar:
         task = bar.add_task("fit", total=config.train.epochs)
-        return fit_run(config, out, progress=lambda done, total: bar.update(task, completed=done)).path
+        return fit_run(config, out, progress=lambda done, total: bar.update(task, completed=done, total=total)).path
 
 
 def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:

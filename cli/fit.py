@@ -46,15 +46,9 @@ _BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
 
 
-# A Bayesian rank prior prunes from a generous maximum; the deterministic default rank 4 would cap it.
-_DEFAULT_MAX_RANK = 16
-
-
-def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Context) -> int:
-    if max_rank is not None:
-        return max_rank
-    explicit = ctx.get_parameter_source("rank") is not click.core.ParameterSource.DEFAULT
-    return rank if explicit or rank_prior is RankPrior.NONE else _DEFAULT_MAX_RANK
+def _rank(rank: int | None, max_rank: int | None) -> int | None:
+    # None leaves the rank to FusionConfig's rule (resolve_config), as in the Python API: one intent, one model.
+    return max_rank if max_rank is not None else rank
 
 
 @click.command("fit")
@@ -94,8 +88,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     "--rank",
     type=click.IntRange(min=1),
     default=_FUSION.rank,
-    show_default=True,
-    help="LMF rank r (number of rank components).",
+    help="LMF rank r (number of rank components), also the maximum rank under a Bayesian rank prior "
+    "[default: classes, clipped to 16..128, whatever the rank prior].",
 )
 @click.option(
     "--rank-prior",
@@ -108,7 +102,8 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     "--max-rank",
     type=click.IntRange(min=1),
     default=None,
-    help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank) [default: 16]; sets --rank.",
+    help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank); sets --rank "
+    "[default: as --rank].",
 )
 @click.option(
     "--posterior-samples",
@@ -179,14 +174,14 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     type=click.IntRange(min=1),
     default=_FUSION.fused_dim,
     show_default=True,
-    help="Width h of the fused representation.",
+    help="Width h of the fused representation [default: max(32, classes)].",
 )
 @click.option(
     "--latent-dim",
     type=click.IntRange(min=1),
     default=_JWAE.latent_dim,
     show_default=True,
-    help="Latent width d of each modality's jWAE encoder.",
+    help="Latent width d of each modality's jWAE encoder [default: classes, clipped to 16..64].",
 )
 @click.option(
     "--prior-penalty",
@@ -228,14 +223,15 @@ def _rank(rank: int, max_rank: int | None, rank_prior: RankPrior, ctx: click.Con
     type=click.IntRange(min=1),
     default=_TRAIN.epochs,
     show_default=True,
-    help="Maximum number of epochs (early stopping on validation NLL may end sooner).",
+    help="Maximum number of epochs (early stopping on validation NLL may end sooner) [default: enough for "
+    f"{_TRAIN.min_steps} optimizer steps, 60..1000].",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=_TRAIN.patience,
     show_default=True,
-    help="Epochs without a better validation NLL before stopping.",
+    help="Epochs without a better validation NLL before stopping [default: max(15, epochs // 10)].",
 )
 @click.option(
     "--batch-size", type=click.IntRange(min=2), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
@@ -274,7 +270,7 @@ def fit(
     held_out_speaker: str | None,
     trust_pickle: bool,
     model: str,
-    rank: int,
+    rank: int | None,
     rank_prior: str,
     max_rank: int | None,
     posterior_samples: int,
@@ -344,7 +340,7 @@ def fit(
             ),
             fusion=FusionConfig(
                 model=FusionKind(model),
-                rank=_rank(rank, max_rank, RankPrior(rank_prior), ctx),
+                rank=_rank(rank, max_rank),
                 fused_dim=fused_dim,
                 rank_prior=RankPrior(rank_prior),
                 head=HeadKind(head),
@@ -382,7 +378,7 @@ def fit(
             overwrite=overwrite,
             resume=resume,
             trust_pickle=trust_pickle,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     test = run.metrics["test"]
     logging.getLogger("probfusion").debug("metrics: %s", run.metrics)

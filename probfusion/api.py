@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probfusion.config import RunConfig
+from probfusion.config import RunConfig, resolve_config
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, split_fingerprint
 from probfusion.data.registry import load_dataset, registered_names
@@ -188,7 +188,7 @@ def next_run_dir(root: Path | str, config: RunConfig) -> Path:
     """Return a new folder under ``root`` named after the data and model (``av-digits-lmf-r4``, then ``-2``...)."""
     data = Path(config.data.name).stem if config.data.name.endswith((".npz", ".pkl", ".pickle")) else config.data.name
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{data}-{config.fusion.model.value}")
-    if config.fusion.model.value == "lmf":
+    if config.fusion.model.value == "lmf" and config.fusion.rank is not None:
         stem += f"-r{config.fusion.rank}"
     root = Path(root)
     candidate, k = root / stem, 1
@@ -319,6 +319,44 @@ def read_run_config(path: Path | str) -> RunConfig:
         raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}); re-run fit.") from None
 
 
+def _resolved_fields(config: RunConfig) -> dict[str, int]:
+    """The values of the data-scaled fields as this run used them (for ``metrics.json``)."""
+    return {
+        "epochs": config.train.epochs,
+        "patience": config.train.patience,
+        "latent_dim": config.jwae.latent_dim,
+        "hidden_dim": config.jwae.hidden_dim,
+        "rank": config.fusion.rank,
+        "fused_dim": config.fusion.fused_dim,
+    }
+
+
+_RESOLVED = {"train": ("epochs", "patience"), "jwae": ("latent_dim", "hidden_dim"), "fusion": ("rank", "fused_dim")}
+
+
+def _stored_resolved_config(
+    stored: dict[str, Any], config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int
+) -> RunConfig:
+    """The stored config with its ``None`` fields set as the run was trained: from its record, else by the rules.
+
+    Only the fields left ``None`` come from the ``"resolved"`` record, so an edit of ``"config"`` (a moved data
+    file) still counts. Runs stored before the data-scaled defaults have every such field explicit.
+    """
+    record = stored.get("resolved")
+    if record is None:
+        return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_train)
+    try:
+        trained = RunConfig.from_dict(record)
+    except (TypeError, ProbfusionError) as error:
+        raise CheckpointError(f"The resolved config of the run is not valid ({error}); re-run fit.") from None
+    parts = {}
+    for section, names in _RESOLVED.items():
+        given, used = getattr(config, section), getattr(trained, section)
+        values = {n: getattr(used, n) for n in names if getattr(given, n) is None}
+        parts[section] = dataclasses.replace(given, **values)
+    return dataclasses.replace(config, **parts)
+
+
 def _stored_fingerprint(run: RunDirectory) -> dict[str, Any] | None:
     """The data fingerprint in a run's ``config.json`` (None for runs older than fingerprints)."""
     provenance = run.read_json(run.CONFIG).get("provenance")
@@ -422,6 +460,7 @@ def _train_into(
         rank_prior=config.fusion.rank_prior.value,
         posterior_samples=num_samples,
         class_labels=class_labels,
+        resolved=_resolved_fields(config),
         **extra,
     )
     weights = {f"model.{k}": v for k, v in final.state_dict().items()}
@@ -483,15 +522,19 @@ def fit(
     *parts, fingerprint = _load_splits(config, trust_pickle=trust_pickle)
     standardizer = Standardizer.fit(parts[0].views)
     dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
+    # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
+    given = config
+    config = resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples)
     model = _build_model(config, dims, num_classes).to(device)
     with run_lock(target.path):
         work = begin_fit(target, overwrite=overwrite, resume=resume)
         try:
             if resume:
-                _check_resumable(work, config, fingerprint)
+                _check_resumable(work, given, fingerprint)
             else:
                 provenance = _provenance(dims, num_classes, fingerprint)
-                atomic_write_json(work.file(work.CONFIG), {"config": config.to_dict(), "provenance": provenance})
+                record = {"config": given.to_dict(), "resolved": config.to_dict(), "provenance": provenance}
+                atomic_write_json(work.file(work.CONFIG), record)
             if work.is_complete:  # a fit killed between its last write and the final rename
                 metrics = work.read_json(work.METRICS_JSON)
             else:
@@ -518,7 +561,7 @@ def fit(
             if not resume:  # a resumed fit keeps the state it started from
                 discard(work)
             raise
-    return Run(path=target.path, config=config, metrics=metrics)
+    return Run(path=target.path, config=given, metrics=metrics)
 
 
 def load_run(
@@ -552,16 +595,17 @@ def load_run(
             f"{run.path} is an unfinished run; finish it with `probfusion fit --resume --out {run.path}`."
         )
     verify_manifest(run.path)
-    config = read_run_config(run.path)
+    stored = run.read_json(run.CONFIG)
     fingerprint = _stored_fingerprint(run)
     weights = run.file(run.WEIGHTS)
     tensors, meta = read_tensors(weights)
     dims, num_classes, class_labels = weights_header(meta, weights)
+    num_train = metadata_count(meta.get("num_train", 0), "num_train", weights)
+    config = _stored_resolved_config(stored, read_run_config(run.path), dims, num_classes, num_train)
     try:
         check_model_size(config, dims, num_classes, 2)
     except ConfigError as error:
         raise CheckpointError(f"{weights} describes a model too large to build ({error}); re-run fit.") from None
-    num_train = metadata_count(meta.get("num_train", 0), "num_train", weights)
     model = _build_final_model(config, dims, num_classes, num_train)
     # The head's output width is checked here too: its weights must have the shape a c-class head has.
     load_module_state(model, tensors, prefix="model.", source=weights)

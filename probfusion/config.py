@@ -31,6 +31,7 @@ from probfusion.options import (
     KernelFeatures,
     KernelKind,
     LabelScheme,
+    LMFInit,
     MKLFormulation,
     PriorPenalty,
     RankPrior,
@@ -52,6 +53,7 @@ __all__ = [
     "RunConfig",
     "SyntheticConfig",
     "TrainConfig",
+    "resolve_config",
 ]
 
 
@@ -71,6 +73,12 @@ def _check_positive(owner: str, **values: float) -> None:
             raise ConfigError(f"{owner}.{key} must be positive; got {value!r}.")
 
 
+def _check_positive_or_none(owner: str, **values: float | None) -> None:
+    for key, value in values.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{owner}.{key} must be positive, or None to derive it from the data; got {value!r}.")
+
+
 def _check_non_negative(owner: str, **values: float) -> None:
     for key, value in values.items():
         if not value >= 0:
@@ -78,7 +86,13 @@ def _check_non_negative(owner: str, **values: float) -> None:
 
 
 class _JSONConfig:
-    """Mixin: ``to_dict`` / ``from_dict`` for frozen dataclasses of scalars, enums, tuples and sub-configs."""
+    """Mixin: ``to_dict`` / ``from_dict`` for frozen dataclasses of scalars, enums, tuples and sub-configs.
+
+    ``_LEGACY`` maps a field added after runs were first stored to the value that reproduces the behaviour of
+    a stored config that lacks it (so an older run loads as it was trained, whatever the new default).
+    """
+
+    _LEGACY: ClassVar[Mapping[str, Any]] = {}
 
     # Keys that older versions stored and that are now read past without effect (see DataConfig).
     _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset()
@@ -113,6 +127,7 @@ class _JSONConfig:
         if unknown:
             raise ConfigError(f"Unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}.")
         kwargs = {key: _coerce(hints[key], value, f"{cls.__name__}.{key}") for key, value in data.items()}
+        kwargs.update({key: value for key, value in cls._LEGACY.items() if key not in data})
         return cls(**kwargs)
 
 
@@ -230,11 +245,12 @@ class JWAEConfig(_JSONConfig):
     """Per-modality encoders and decoders and the joint Wasserstein autoencoder loss.
 
     The loss is ``reconstruction_weight * sum_m rec_m + prior_weight * sum_m D(q(z_m), N(0, I))
-    + alignment_weight * align(z_1..z_M)``; a zero weight (or kind ``none``) switches a term off.
+    + alignment_weight * align(z_1..z_M)``; a zero weight (or kind ``none``) switches a term off. Each rec_m is
+    a mean over the features of modality m, so a wide view weighs no more than a narrow one.
 
     Attributes:
-        latent_dim: Latent size d of every modality.
-        hidden_dim: Width of the encoder and decoder MLPs' hidden layer.
+        latent_dim: Latent size d of every modality; ``None`` derives it from the data (:func:`resolve_config`).
+        hidden_dim: Width of the encoder and decoder MLPs' hidden layer; ``None`` derives it from the data.
         prior_penalty: The divergence D to the N(0, I) prior.
         prior_weight: Weight of the prior penalty (lambda_prior).
         num_projections: Random projections for the sliced Wasserstein distance.
@@ -242,10 +258,15 @@ class JWAEConfig(_JSONConfig):
         alignment_weight: Weight of the alignment term (lambda_align).
         reconstruction_weight: Weight of the reconstruction term.
         dropout: Dropout rate inside the encoders.
+        linear_path: Add a linear map of the input to each encoder's output (``z = MLP(x) + A x``), so a linear
+            model of the inputs is reachable whatever the MLP learns. Runs stored before this field existed
+            load without it.
     """
 
-    latent_dim: int = 16
-    hidden_dim: int = 64
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"linear_path": False}
+
+    latent_dim: int | None = None
+    hidden_dim: int | None = None
     prior_penalty: PriorPenalty = PriorPenalty.SWD
     prior_weight: float = 1.0
     num_projections: int = 50
@@ -253,13 +274,13 @@ class JWAEConfig(_JSONConfig):
     alignment_weight: float = 0.1
     reconstruction_weight: float = 1.0
     dropout: float = 0.1
+    linear_path: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prior_penalty", parse_option(self.prior_penalty, PriorPenalty, name="prior penalty"))
         object.__setattr__(self, "alignment", parse_option(self.alignment, AlignmentKind, name="alignment"))
-        _check_positive(
-            "JWAEConfig", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim, num_projections=self.num_projections
-        )
+        _check_positive("JWAEConfig", num_projections=self.num_projections)
+        _check_positive_or_none("JWAEConfig", latent_dim=self.latent_dim, hidden_dim=self.hidden_dim)
         _check_non_negative(
             "JWAEConfig",
             prior_weight=self.prior_weight,
@@ -277,25 +298,34 @@ class FusionConfig(_JSONConfig):
     Attributes:
         model: LMF, TFN or concatenation.
         rank: LMF rank r (ignored by TFN and concatenation); the maximum rank under a Bayesian rank prior.
-        fused_dim: Size h of the fused representation fed to the classifier head.
+            ``None`` derives it from the number of classes, the same for every rank prior
+            (:func:`resolve_config`); the CLI and the API resolve it alike.
+        fused_dim: Size h of the fused representation fed to the classifier head; ``None`` derives it from the
+            number of classes.
         rank_prior: Prior on the LMF rank factors: ``none`` (point estimates), ``gaussian`` or ``ard``.
         head: The classifier head of the deterministic model: ``mlp`` (ReLU then linear) or ``linear``. With
             ``concat`` fusion, ``linear`` makes the logits additive in the modalities (late fusion). For Bayesian
             and ``gp-mkl`` runs it is the head of the deterministic first stage, which trains the encoders. Runs
             stored before this field existed load with the default.
+        lmf_init: How the deterministic LMF factors start (``additive``: near late fusion; ``random``: the
+            interactions dominate). Runs stored before this field existed load with ``random``.
     """
 
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM}
+
     model: FusionKind = FusionKind.LMF
-    rank: int = 4
-    fused_dim: int = 32
+    rank: int | None = None
+    fused_dim: int | None = None
     rank_prior: RankPrior = RankPrior.NONE
     head: HeadKind = HeadKind.MLP
+    lmf_init: LMFInit = LMFInit.ADDITIVE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
+        object.__setattr__(self, "lmf_init", parse_option(self.lmf_init, LMFInit, name="LMF init"))
         object.__setattr__(self, "rank_prior", parse_option(self.rank_prior, RankPrior, name="rank prior"))
         object.__setattr__(self, "head", parse_option(self.head, HeadKind, name="head"))
-        _check_positive("FusionConfig", rank=self.rank, fused_dim=self.fused_dim)
+        _check_positive_or_none("FusionConfig", rank=self.rank, fused_dim=self.fused_dim)
         if self.rank_prior is not RankPrior.NONE and self.model is not FusionKind.LMF:
             raise ConfigError(
                 f"Rank prior {self.rank_prior.value!r} applies to model 'lmf' only; got model {self.model.value!r}. "
@@ -307,29 +337,33 @@ class FusionConfig(_JSONConfig):
 class TrainConfig(_JSONConfig):
     """Optimisation: Adam on cross-entropy plus the jWAE loss, with early stopping on validation NLL.
 
+    The model returned holds the weights of the best validation epoch.
+
     Attributes:
-        epochs: Maximum number of passes over the training set.
+        epochs: Maximum number of passes over the training set; ``None`` derives it from ``min_steps``
+            (:func:`resolve_config`), so a small training set still gets enough optimizer steps.
         batch_size: Minibatch size.
         learning_rate: Adam learning rate.
         weight_decay: Adam (L2) weight decay.
-        patience: Stop after this many epochs without a better validation NLL.
+        patience: Stop after this many epochs without a better validation NLL; ``None`` derives it from the
+            number of epochs.
+        min_steps: With ``epochs=None``: the fewest optimizer steps the epoch budget must allow. Runs stored
+            before this field existed have explicit epochs and ignore it.
     """
 
-    epochs: int = 60
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"min_steps": 0}
+
+    epochs: int | None = None
     batch_size: int = 128
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
-    patience: int = 15
+    patience: int | None = None
+    min_steps: int = 1500
 
     def __post_init__(self) -> None:
-        _check_positive(
-            "TrainConfig",
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            patience=self.patience,
-        )
-        _check_non_negative("TrainConfig", weight_decay=self.weight_decay)
+        _check_positive("TrainConfig", batch_size=self.batch_size, learning_rate=self.learning_rate)
+        _check_positive_or_none("TrainConfig", epochs=self.epochs, patience=self.patience)
+        _check_non_negative("TrainConfig", weight_decay=self.weight_decay, min_steps=self.min_steps)
         if self.batch_size < 2:  # the jWAE's batch statistics (unbiased MMD, SWD) need two rows
             raise ConfigError(f"TrainConfig.batch_size must be at least 2; got {self.batch_size}.")
 
@@ -609,3 +643,69 @@ class EvaluationConfig(_JSONConfig):
             raise ConfigError(
                 f"EvaluationConfig.modality must be a modality name, 'all' or 'each'; got {self.modality!r}."
             )
+
+
+# The data-scaled defaults: one rule per field left ``None``, applied by resolve_config.
+_BASE_EPOCHS = 60  # the least epoch budget (the fixed default before data-scaled training lengths)
+_MAX_EPOCHS = 1000
+_BASE_PATIENCE = 15
+_BASE_RANK, _MAX_RANK = 16, 128  # the same for every rank prior: ARD prunes from it
+_BASE_LATENT, _MAX_LATENT = 16, 64
+_BASE_HIDDEN = 64
+_BASE_FUSED = 32
+
+
+def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_classes: int, num_train: int) -> RunConfig:
+    """Return ``config`` with every field left ``None`` set by its data-scaled rule.
+
+    The rules (n training rows, c classes, batch size b). The training length and the rank were measured on
+    real multi-view sets (``studies/real_benchmark.py``; its ``NOTES.md`` has the ablations); the class-scaled
+    widths follow from the model and equal the earlier fixed values up to 16 classes, so those sets do not
+    test them:
+
+    * ``train.epochs = clip(ceil(min_steps / ceil(n / b)), 60, 1000)``: at least ``min_steps`` optimizer steps,
+      so a 400-row training set is not stopped after a few hundred;
+    * ``train.patience = max(15, epochs // 10)``, scaled with the epoch budget;
+    * ``jwae.latent_dim = clip(c, 16, 64)`` and ``jwae.hidden_dim = max(64, 2 * latent_dim)``: a latent narrower
+      than c - 1 caps the rank of a view's class logits;
+    * ``fusion.rank = clip(c, 16, 128)`` whatever the rank prior: ARD prunes from it, the deterministic and
+      Bayesian models of one data set compare at the same maximum rank, and the Bayesian head's logits
+      (``Theta`` is c x r) are not capped below rank c;
+    * ``fusion.fused_dim = max(32, c)``: the head's logits have rank at most h.
+
+    Explicit values are kept. The CLI and the API both call this (through :func:`probfusion.api.fit`), so one
+    intent gives one model; the resolved values are recorded in the run's ``config.json`` and metrics.
+
+    Args:
+        config: The configuration as given.
+        input_dims: ``{m: d_m}`` of the training data.
+        num_classes: Number of classes c.
+        num_train: Number of training rows n.
+
+    Returns:
+        A config in which no resolvable field is ``None``.
+
+    Example:
+        >>> c = resolve_config(RunConfig(), input_dims={"a": 8, "b": 3}, num_classes=10, num_train=1000)
+        >>> c.train.epochs, c.train.patience, c.jwae.latent_dim, c.fusion.rank, c.fusion.fused_dim
+        (188, 18, 16, 16, 32)
+    """
+    steps_per_epoch = max(1, math.ceil(num_train / config.train.batch_size))
+    epochs = config.train.epochs
+    if epochs is None:
+        epochs = min(_MAX_EPOCHS, max(_BASE_EPOCHS, math.ceil(config.train.min_steps / steps_per_epoch)))
+    patience = config.train.patience if config.train.patience is not None else max(_BASE_PATIENCE, epochs // 10)
+    latent = config.jwae.latent_dim
+    if latent is None:
+        latent = min(_MAX_LATENT, max(_BASE_LATENT, num_classes))
+    hidden = config.jwae.hidden_dim if config.jwae.hidden_dim is not None else max(_BASE_HIDDEN, 2 * latent)
+    rank = config.fusion.rank
+    if rank is None:
+        rank = min(_MAX_RANK, max(_BASE_RANK, num_classes))
+    fused = config.fusion.fused_dim if config.fusion.fused_dim is not None else max(_BASE_FUSED, num_classes)
+    return dataclasses.replace(
+        config,
+        train=dataclasses.replace(config.train, epochs=epochs, patience=patience),
+        jwae=dataclasses.replace(config.jwae, latent_dim=latent, hidden_dim=hidden),
+        fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused),
+    )

@@ -35,6 +35,16 @@ def _largest(sizes: Mapping[str, int]) -> tuple[str, int]:
     return name, sizes[name]
 
 
+def _resolved(config: RunConfig, dims: Mapping[str, int], num_classes: int, num_rows: int) -> RunConfig:
+    """``config`` with its data-scaled fields (left ``None``) set for this data, as ``fit`` will set them."""
+    sizes = (config.train.epochs, config.train.patience, config.jwae.latent_dim, config.jwae.hidden_dim)
+    if None not in (*sizes, config.fusion.rank, config.fusion.fused_dim):
+        return config
+    from probfusion.config import resolve_config  # config imports this module
+
+    return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_rows)
+
+
 def model_size(
     config: RunConfig, dims: Mapping[str, int], num_classes: int, num_rows: int
 ) -> tuple[int, dict[str, int]]:
@@ -50,6 +60,7 @@ def model_size(
         The number of trainable parameters, and ``{what: elements}`` for the largest tensors, each named after
         the option that sets it.
     """
+    config = _resolved(config, dims, num_classes, num_rows)
     jwae, fusion = config.jwae, config.fusion
     d, hidden, h, r, c, m = jwae.latent_dim, jwae.hidden_dim, fusion.fused_dim, fusion.rank, num_classes, len(dims)
     rows = num_rows
@@ -103,6 +114,7 @@ def check_model_size(config: RunConfig, dims: Mapping[str, int], num_classes: in
         ConfigError: If the parameters exceed :data:`MAX_PARAMETERS` or a tensor exceeds
             :data:`MAX_TENSOR_ELEMENTS`; the message names the part and the option that sets it.
     """
+    config = _resolved(config, dims, num_classes, num_rows)
     parameters, tensors = model_size(config, dims, num_classes, num_rows)
     what, elements = _largest(tensors)
     widths = (

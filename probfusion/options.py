@@ -23,6 +23,7 @@ __all__ = [
     "InferenceKind",
     "KernelFeatures",
     "KernelKind",
+    "LMFInit",
     "LabelScheme",
     "MKLFormulation",
     "PredictImputation",
@@ -58,6 +59,16 @@ class HeadKind(StrEnum):
     """ReLU, then a linear map to the class logits: a nonlinear head (with concatenation fusion, an MLP)."""
     LINEAR = "linear"
     """A linear map to the class logits: with concatenation fusion the logits are additive in the modalities."""
+
+
+class LMFInit(StrEnum):
+    """How the deterministic LMF factors are initialised."""
+
+    ADDITIVE = "additive"
+    """Each factor's constant coordinate is 1 and the rest small: every component starts as a sum of unimodal
+    linear terms (late fusion) with small interactions, whatever the number of modalities."""
+    RANDOM = "random"
+    """Every entry random, scaled so the fused output has unit variance: the interactions dominate at start."""
 
 
 class RankPrior(StrEnum):

@@ -121,10 +121,10 @@ def test_a_bad_config_with_overwrite_keeps_the_old_run(tmp_path):
     data = str(write_interaction_npz(tmp_path / "d.npz"))
     run = fit(small_config(data), tmp_path / "run")
     before = (run.path / "metrics.json").read_bytes()
-    too_big = RunConfig(
-        data=DataConfig(name=data), jwae=JWAEConfig(latent_dim=5000), fusion=FusionConfig(model="tfn"), device="cpu"
-    )
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError):  # refused when the config is built, or by fit once the data is known
+        too_big = RunConfig(
+            data=DataConfig(name=data), jwae=JWAEConfig(latent_dim=5000), fusion=FusionConfig(model="tfn"), device="cpu"
+        )
         fit(too_big, run.path, overwrite=True)
     assert (run.path / "metrics.json").read_bytes() == before
 

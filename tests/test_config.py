@@ -55,7 +55,10 @@ def test_the_data_dependent_size_check_counts_modalities_and_classes():
     model_size.check_model_size(config, {"a": 3, "b": 8}, 10, 1797)
     with pytest.raises(ConfigError, match=r"TFN .*latent_dim \+ 1\)\^M"):
         model_size.check_model_size(config, {f"m{k}": 5 for k in range(6)}, 10, 2000)
+    fixed = RunConfig(fusion=FusionConfig(rank=4, fused_dim=32), jwae=JWAEConfig(latent_dim=16, hidden_dim=64))
     with pytest.raises(ConfigError, match="predictive probabilities"):
+        model_size.check_model_size(fixed, {"a": 3}, 50_000, 10**6)
+    with pytest.raises(ConfigError, match="fused_dim"):  # the data-scaled widths grow with the classes too
         model_size.check_model_size(RunConfig(), {"a": 3}, 50_000, 10**6)
     gp = RunConfig(fusion=FusionConfig(model="gp-mkl"), gp=GPMKLConfig(max_exact_points=10**6))
     model_size.check_model_size(gp, {"a": 3, "b": 8}, 10, 1437)

@@ -75,12 +75,21 @@ class JointWAE(nn.Module):
             # nn.ModuleDict keys cannot hold dots or be empty.
             if not name or "." in name:
                 raise ConfigError(f"Modality name {name!r} is not allowed; use a non-empty name without '.'.")
+        if config.latent_dim is None or config.hidden_dim is None:
+            raise ConfigError(
+                "JointWAE needs explicit latent_dim and hidden_dim; resolve the data-scaled defaults first with "
+                "probfusion.config.resolve_config (probfusion.fit does)."
+            )
         self.config = config
         self.modalities: tuple[str, ...] = tuple(input_dims)
         self.encoders = nn.ModuleDict(
             {
                 m: ModalityEncoder(
-                    input_dim=d_m, latent_dim=config.latent_dim, hidden_dim=config.hidden_dim, dropout=config.dropout
+                    input_dim=d_m,
+                    latent_dim=config.latent_dim,
+                    hidden_dim=config.hidden_dim,
+                    dropout=config.dropout,
+                    linear_path=config.linear_path,
                 )
                 for m, d_m in input_dims.items()
             }

@@ -25,19 +25,23 @@ def _mlp(*, in_dim: int, hidden_dim: int, out_dim: int, dropout: float, owner: s
 
 
 class ModalityEncoder(nn.Module):
-    r"""One-hidden-layer MLP encoder of one modality.
+    r"""One-hidden-layer MLP encoder of one modality, with an optional direct linear path.
 
     .. math::
-        z_m = f_m(x_m) = W_2 \, \mathrm{dropout}(\mathrm{GELU}(W_1 x_m + b_1)) + b_2
+        z_m = f_m(x_m) = W_2 \, \mathrm{dropout}(\mathrm{GELU}(W_1 x_m + b_1)) + b_2 \; [+ A x_m]
 
-    Cost: O(hidden_dim (d_m + d)) parameters and multiply-adds per sample. The latent is unconstrained; the
-    jWAE prior penalty is what pulls its distribution toward N(0, I).
+    The linear path ``A x_m`` (no bias) makes every linear map of the inputs reachable from the start of
+    training, which matters with few rows and wide inputs, where a linear model is hard to beat.
+
+    Cost: O((hidden_dim + d) d_m + hidden_dim d) parameters and multiply-adds per sample. The latent is
+    unconstrained; the jWAE prior penalty is what pulls its distribution toward N(0, I).
 
     Args:
         input_dim: Feature width d_m of the modality.
         latent_dim: Latent width d.
         hidden_dim: Width of the hidden layer.
         dropout: Dropout rate after the hidden activation.
+        linear_path: Add the direct linear map ``A x_m``.
 
     Example:
         >>> import torch
@@ -46,13 +50,17 @@ class ModalityEncoder(nn.Module):
         torch.Size([4, 3])
     """
 
-    def __init__(self, *, input_dim: int, latent_dim: int, hidden_dim: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, *, input_dim: int, latent_dim: int, hidden_dim: int, dropout: float = 0.0, linear_path: bool = False
+    ) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.latent_dim = latent_dim
         self.net = _mlp(
             in_dim=input_dim, hidden_dim=hidden_dim, out_dim=latent_dim, dropout=dropout, owner="ModalityEncoder"
         )
+        # Absent (not a zero map) without the path, so runs stored before it keep their state-dict keys.
+        self.linear = nn.Linear(input_dim, latent_dim, bias=False) if linear_path else None
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode one modality.
@@ -63,7 +71,8 @@ class ModalityEncoder(nn.Module):
         Returns:
             A `(n, d)` tensor of latents.
         """
-        return self.net(x)
+        z = self.net(x)
+        return z if self.linear is None else z + self.linear(x)
 
 
 class ModalityDecoder(nn.Module):

@@ -85,7 +85,7 @@ class BayesianFusionClassifier(nn.Module):
         )
         self.inference = bayes.inference
         if self.inference is InferenceKind.SVI:
-            self.guide: HeadGuide | None = HeadGuide(model=self.head, guide=bayes.guide)
+            self.guide: HeadGuide | None = HeadGuide(model=self.head, guide=bayes.guide, init=fusion.lmf_init)
         else:
             self.guide = None
             stored = bayes.num_chains * bayes.num_draws

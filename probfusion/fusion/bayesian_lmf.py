@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from probfusion.errors import ConfigError
 from probfusion.fusion._common import append_one, check_count, check_dims
-from probfusion.options import GuideKind, RankPrior, parse_option
+from probfusion.options import GuideKind, LMFInit, RankPrior, parse_option
 
 __all__ = ["BayesianLowRankFusion", "HeadGuide", "component_activations", "head_logits"]
 
@@ -205,11 +205,20 @@ class HeadGuide(nn.Module):
         model: The head whose sites this guide covers.
         guide: ``mean-field`` or ``low-rank``.
         init_scale: Initial posterior standard deviation of every coordinate of u.
+        init: How :meth:`initialise` sets the factor means (``random`` or ``additive``, as the deterministic LMF).
     """
 
-    def __init__(self, *, model: BayesianLowRankFusion, guide: GuideKind | str, init_scale: float = 0.02) -> None:
+    def __init__(
+        self,
+        *,
+        model: BayesianLowRankFusion,
+        guide: GuideKind | str,
+        init_scale: float = 0.02,
+        init: LMFInit | str = LMFInit.RANDOM,
+    ) -> None:
         super().__init__()
         self.kind = parse_option(guide, GuideKind, name="guide")
+        self.init = parse_option(init, LMFInit, name="LMF init")
         self.shapes = model.site_shapes()
         self.size = sum(math.prod(s) for s in self.shapes.values())
         self.loc = nn.Parameter(torch.zeros(self.size))
@@ -220,11 +229,17 @@ class HeadGuide(nn.Module):
     def initialise(self, *, generator: torch.Generator | None = None) -> None:
         """Random factor means with LMF's variance-preserving scale; precisions 1, bias 0.
 
-        Factors and Theta get N(0, r^(-1/(M+1)) / width) so each component starts small but not zero (a product
-        of zeros is a saddle point of the ELBO). Random rather than copied from the deterministic stage: that
-        stage trains Liu's h-unit form with a mixing head, which has no seed-form counterpart to copy.
+        ``random``: factors and Theta get N(0, r^(-1/(M+1)) / width) so each component starts small but not zero
+        (a product of zeros is a saddle point of the ELBO). ``additive``: as the deterministic LMF's additive
+        start, each factor's constant coordinate is 1 (modality 0's with a random sign) and the others
+        N(0, 1 / (M d_m)), so every component starts as ``+-prod_m (1 + u_m . z_m)``, near a sum of unimodal
+        terms, and Theta N(0, 1 / r). Random rather than copied from the deterministic stage: that stage trains
+        Liu's h-unit form with a mixing head, which has no seed-form counterpart to copy.
         """
         num_factors = sum(1 for n in self.shapes if n.startswith("factor_")) + 1
+        if self.init is LMFInit.ADDITIVE:
+            self._initialise_additive(num_factors - 1, generator)
+            return
         with torch.no_grad():
             init = {}
             for name, shape in self.shapes.items():
@@ -237,6 +252,27 @@ class HeadGuide(nn.Module):
                     width = shape[1] if name != "theta" else shape[0]
                     std = math.sqrt(rank ** (-1.0 / num_factors) / width)
                     init[name] = std * torch.randn(shape, generator=generator, dtype=self.loc.dtype)
+            self.loc.copy_(self.pack(init))
+
+    def _initialise_additive(self, num_modalities: int, generator: torch.Generator | None) -> None:
+        with torch.no_grad():
+            init = {}
+            for name, shape in self.shapes.items():
+                if name == "precision":
+                    init[name] = torch.ones(shape, dtype=self.loc.dtype)
+                elif name == "bias":
+                    init[name] = torch.zeros(shape, dtype=self.loc.dtype)
+                elif name == "theta":
+                    init[name] = torch.randn(shape, generator=generator, dtype=self.loc.dtype) / math.sqrt(shape[1])
+                else:
+                    width = shape[1] - 1
+                    factor = torch.randn(shape, generator=generator, dtype=self.loc.dtype)
+                    factor /= math.sqrt(num_modalities * max(width, 1))
+                    factor[:, -1] = 1.0
+                    if name == "factor_0":
+                        signs = torch.randint(0, 2, (shape[0],), generator=generator).mul(2).sub(1)
+                        factor[:, -1] = signs.to(factor.dtype)
+                    init[name] = factor
             self.loc.copy_(self.pack(init))
 
     def scale(self) -> Tensor:

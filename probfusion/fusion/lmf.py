@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from probfusion.errors import ConfigError
 from probfusion.fusion._common import append_one, check_count, check_dims
+from probfusion.options import LMFInit, parse_option
 
 __all__ = ["LowRankFusion"]
 
@@ -48,6 +49,7 @@ class LowRankFusion(nn.Module):
         input_dims: Latent widths d_m, one per modality, in order.
         rank: Number r of rank components.
         output_dim: Fused width h.
+        init: Factor initialisation (:meth:`reset_parameters`).
 
     Example:
         >>> import torch
@@ -58,8 +60,11 @@ class LowRankFusion(nn.Module):
         torch.Size([5, 4, 5])
     """
 
-    def __init__(self, *, input_dims: Sequence[int], rank: int, output_dim: int) -> None:
+    def __init__(
+        self, *, input_dims: Sequence[int], rank: int, output_dim: int, init: LMFInit | str = LMFInit.RANDOM
+    ) -> None:
         super().__init__()
+        self.init = parse_option(init, LMFInit, name="LMF init")
         self.input_dims = check_dims("LowRankFusion", input_dims, output_dim)
         if rank < 1:
             raise ConfigError(f"LowRankFusion rank must be a positive integer; got {rank}.")
@@ -71,17 +76,34 @@ class LowRankFusion(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Draw every factor from N(0, s_m^2) with s_m^2 = r^(-1/M) / (d_m + 1).
+        """Initialise the factors as ``init`` says (``random`` or ``additive``).
 
-        Why this scale: for standardised latents, E||z~_m||^2 = d_m + 1, so each projection
-        W_m^(i) z~_m has variance r^(-1/M) per output unit; the product over M independent projections has
-        variance r^(-1), and the sum over r components has variance about 1, whatever M. A fixed per-factor
-        scale would instead shrink or blow up the output geometrically in M.
+        ``random``: every factor from N(0, s_m^2) with s_m^2 = r^(-1/M) / (d_m + 1). For standardised
+        latents, E||z~_m||^2 = d_m + 1, so each projection W_m^(i) z~_m has variance r^(-1/M) per output unit;
+        the product over M independent projections has variance r^(-1), and the sum over r components has
+        variance about 1, whatever M. The interactions dominate, and the gradient of one factor is the product
+        of the M - 1 others: with many modalities it is heavy-tailed, often near zero.
+
+        ``additive``: the constant coordinate of every factor is ``k = r^(-1/(2M))`` (modality 0's with a random
+        sign) and the others are drawn from N(0, k^2 / (M d_m)), so component i is
+        ``+-r^(-1/2) prod_m (1 + u_m^(i) . z_m)`` with each ``u_m . z_m`` of variance 1 / M. Summed over the r
+        components, the constant has variance 1 (zero mean), the linear (unimodal) part variance 1 and the
+        pairwise interactions variance (M - 1) / (2 M): the model starts near late fusion, every factor's
+        gradient starts near the constant of the others, and training grows the interactions it needs, whatever
+        M.
         """
         num_modalities = len(self.input_dims)
         for factor, d_m in zip(self.factors, self.input_dims, strict=True):
-            std = math.sqrt(self.rank ** (-1.0 / num_modalities) / (d_m + 1))
-            nn.init.normal_(factor, mean=0.0, std=std)
+            if self.init is LMFInit.RANDOM:
+                std = math.sqrt(self.rank ** (-1.0 / num_modalities) / (d_m + 1))
+                nn.init.normal_(factor, mean=0.0, std=std)
+                continue
+            constant = self.rank ** (-0.5 / num_modalities)
+            with torch.no_grad():
+                nn.init.normal_(factor, mean=0.0, std=constant / math.sqrt(num_modalities * max(d_m, 1)))
+                factor[..., -1] = constant
+                if factor is self.factors[0]:
+                    factor[..., -1] *= torch.randint(0, 2, factor.shape[:-1]).mul(2).sub(1).to(factor.dtype)
 
     def component_outputs(self, latents: Sequence[Tensor]) -> Tensor:
         """Each rank component's fused output, before the sum over components.

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from probfusion._shapes import Views
 from probfusion.config import TrainConfig
 from probfusion.encoders.jwae import JWAELoss
-from probfusion.errors import TrainingDivergedError
+from probfusion.errors import ConfigError, TrainingDivergedError
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
 from probfusion.seeding import make_generator
@@ -149,6 +149,11 @@ def train_classifier(
     Returns:
         The loss history and early-stopping outcome. O(epochs * n * cost of one forward pass).
     """
+    if config.epochs is None or config.patience is None:
+        raise ConfigError(
+            "train_classifier needs explicit epochs and patience; resolve the data-scaled defaults first with "
+            "probfusion.config.resolve_config (probfusion.fit does)."
+        )
     state = state or TrainingState()
     objective = objective or cross_entropy_objective
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)

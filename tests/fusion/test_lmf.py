@@ -87,3 +87,28 @@ def test_errors():
         LowRankFusion(input_dims=[], rank=2, output_dim=3)
     with pytest.raises(InputDataError, match="2 modalities"):
         LowRankFusion(input_dims=[2, 2], rank=2, output_dim=3)(_latents([2]))
+
+
+@pytest.mark.parametrize("num_modalities", [2, 5])
+def test_additive_init_starts_near_late_fusion_whatever_the_number_of_modalities(num_modalities):
+    # Component i starts as +-r^(-1/2) prod_m (1 + u_m . z_m): the constant and the linear part carry unit
+    # variance each, the interactions (M - 1) / (2 M) < 1/2, whatever M (the random init's grow with M).
+    dims, rank = [16] * num_modalities, 16
+    lmf = LowRankFusion(input_dims=dims, rank=rank, output_dim=256, init="additive").double()
+    constants = [factor[..., -1] for factor in lmf.factors]
+    k = rank ** (-0.5 / num_modalities)
+    torch.testing.assert_close(constants[0].abs(), torch.full_like(constants[0], k))
+    for c in constants[1:]:
+        torch.testing.assert_close(c, torch.full_like(c, k))
+    latents = _latents(dims, n=2000, seed=1)
+    linear_only = [z * 0 for z in latents]
+    with torch.no_grad():
+        total = lmf(latents).var().item()
+        offset = lmf(linear_only).var().item()
+    assert 0.5 < offset < 2.0
+    assert total < 3.0  # 1 (constant) + 1 (linear) + < 0.5 (interactions), with sampling slack
+
+
+def test_unknown_init_is_refused():
+    with pytest.raises(ConfigError, match="LMF init"):
+        LowRankFusion(input_dims=[2, 3], rank=2, output_dim=4, init="zeros")
