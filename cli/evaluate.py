@@ -90,7 +90,11 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
     "--norm", type=enum_choice(NormKind), default=_EVAL.norm.value, show_default=True, help="Norm of the budget ball."
 )
 @click.option(
-    "--steps", type=click.IntRange(min=1), default=_EVAL.steps, show_default=True, help="PGD steps per random start."
+    "--steps",
+    type=click.IntRange(min=1, max=10_000),
+    default=_EVAL.steps,
+    show_default=True,
+    help="PGD steps per random start.",
 )
 @click.option(
     "--step-size",
@@ -100,7 +104,7 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
 )
 @click.option(
     "--restarts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=100),
     default=_EVAL.restarts,
     show_default=True,
     help="PGD random starts; the strongest is kept.",
@@ -155,14 +159,14 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
 )
 @click.option(
     "--samples",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=10_000),
     default=_EVAL.samples,
     show_default=True,
     help="Posterior samples for scoring (deterministic models use one).",
 )
 @click.option(
     "--attack-samples",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000),
     default=_EVAL.attack_samples,
     show_default=True,
     help="Fresh posterior samples per EOT-PGD step.",

@@ -622,6 +622,10 @@ class EvaluationConfig(_JSONConfig):
             attack_samples=self.attack_samples,
         )
         _check_non_negative("EvaluationConfig", mi_weight=self.mi_weight)
+        # Each of these multiplies the work and the (s, n, c) tensors of every scored row: bound them.
+        for key, most in (("steps", 10_000), ("restarts", 100), ("samples", 10_000), ("attack_samples", 1_000)):
+            if getattr(self, key) > most:
+                raise ConfigError(f"EvaluationConfig.{key} must be at most {most:,}; got {getattr(self, key):,}.")
         _check_seed("EvaluationConfig", self.seed)
         if not 0.0 < self.coverage <= 1.0:
             raise ConfigError(f"EvaluationConfig.coverage must lie in (0, 1]; got {self.coverage}.")

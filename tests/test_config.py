@@ -90,3 +90,11 @@ def test_stored_configs_with_wrong_types_or_sizes_are_refused(section, key, valu
     (stored[section] if section else stored)[key] = value
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("^", r"\^")):
         RunConfig.from_dict(stored)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("samples", 10**9), ("attack_samples", 10**6), ("steps", 10**6), ("restarts", 10**4)]
+)
+def test_evaluation_sizes_are_bounded(key, value):
+    with pytest.raises(ConfigError, match=f"EvaluationConfig.{key} must be at most"):
+        EvaluationConfig(**{key: value})
