@@ -10,7 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probfusion.api import fit as fit_run
 from probfusion.api import load_run, next_run_dir
-from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option, trust_pickle_option
+from probfusion.cli.options import (
+    check_run_dir,
+    device_option,
+    enum_choice,
+    handle_errors,
+    quiet_option,
+    trust_pickle_option,
+)
 from probfusion.config import MAX_SEED, EvaluationConfig, RunConfig
 from probfusion.data.features import labelled_rows
 from probfusion.evaluation import evaluate as evaluate_run
@@ -207,6 +214,7 @@ def _bar(console: Console, quiet: bool, label: str, unit: str) -> Progress:
 )
 @click.option("--overwrite", is_flag=True, help="Replace the evaluation already named --name.")
 @trust_pickle_option
+@device_option
 @quiet_option
 @handle_errors
 def evaluate(
@@ -232,6 +240,7 @@ def evaluate(
     name: str | None,
     overwrite: bool,
     trust_pickle: bool,
+    device: str,
     quiet: bool,
 ) -> None:
     """Attack or shift a run's test set and score it; prints the evaluation folder's path.
@@ -259,7 +268,7 @@ def evaluate(
         seed=seed,
     )
     console = Console(stderr=True, quiet=quiet)
-    loaded = load_run(_resolve_run(run, console, quiet), trust_pickle=trust_pickle)
+    loaded = load_run(_resolve_run(run, console, quiet), trust_pickle=trust_pickle, device=device)
     data = None if data_path is None else labelled_rows(data_path, loaded.input_dims, loaded.class_labels)
     with _bar(console, quiet, "evaluate", "units") as bar:
         task = bar.add_task("evaluate", total=None)

@@ -13,6 +13,7 @@ import click
 
 from probfusion.config import MAX_SEED
 from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
+from probfusion.options import DeviceKind
 from probfusion.runs.run_dir import RunDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +36,14 @@ trust_pickle_option = click.option(
     is_flag=True,
     help="Allow opening the data if it is a pickle. Pickles run code: only for files you trust. Never read from "
     "a stored run: give it again to --resume, evaluate and report a run of pickled data.",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice([kind.value for kind in DeviceKind], case_sensitive=False),
+    default=DeviceKind.CPU.value,
+    show_default=True,
+    help="Where to load the model and compute: cpu, cuda, or auto (CUDA when available). Results do not depend "
+    "on it beyond floating-point rounding.",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 

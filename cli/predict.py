@@ -10,7 +10,14 @@ import click
 from rich.console import Console
 
 from probfusion.api import load_run
-from probfusion.cli.options import check_run_dir, enum_choice, handle_errors, quiet_option, trust_pickle_option
+from probfusion.cli.options import (
+    check_run_dir,
+    device_option,
+    enum_choice,
+    handle_errors,
+    quiet_option,
+    trust_pickle_option,
+)
 from probfusion.data.features import load_features
 from probfusion.errors import RunExistsError
 from probfusion.options import PredictImputation
@@ -67,6 +74,7 @@ _CONFIG = PredictionConfig()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout instead of the CSV path.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @trust_pickle_option
+@device_option
 @quiet_option
 @handle_errors
 def predict_command(
@@ -80,6 +88,7 @@ def predict_command(
     as_json: bool,
     overwrite: bool,
     trust_pickle: bool,
+    device: str,
     quiet: bool,
 ) -> None:
     """Predict the rows of --data with RUN's model; prints the CSV's path.
@@ -88,7 +97,7 @@ def predict_command(
     entropy, mutual information, a review flag, and the modalities that were missing.
     """
     config = PredictionConfig(coverage=coverage, imputation=PredictImputation(impute), samples=samples, seed=seed)
-    loaded = load_run(check_run_dir(run), trust_pickle=trust_pickle)
+    loaded = load_run(check_run_dir(run), trust_pickle=trust_pickle, device=device)
     batch = load_features(data_path, loaded.input_dims)
     out = out if out is not None else run / "predictions" / f"{data_path.stem}.csv"
     summary_path = out.with_suffix(".json")

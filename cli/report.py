@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from probfusion.api import load_run
-from probfusion.cli.options import check_run_dir, handle_errors, quiet_option, trust_pickle_option
+from probfusion.cli.options import check_run_dir, device_option, handle_errors, quiet_option, trust_pickle_option
 from probfusion.config import MAX_SEED
 from probfusion.diagnostics.posterior import DEFAULT_DRAWS
 from probfusion.diagnostics.report import write_report
@@ -55,6 +55,7 @@ def _compare_labels(run: Path, compare: tuple[Path, ...]) -> dict[str, Path]:
 )
 @click.option("--overwrite", is_flag=True, help="Replace RUN/report if it exists.")
 @trust_pickle_option
+@device_option
 @quiet_option
 @handle_errors
 def report(
@@ -64,6 +65,7 @@ def report(
     compare: tuple[Path, ...],
     overwrite: bool,
     trust_pickle: bool,
+    device: str,
     quiet: bool,
 ) -> None:
     """Diagnose a run's posterior and components; prints the report folder's path.
@@ -79,8 +81,8 @@ def report(
             raise CheckpointError(f"No complete run under {_RUNS}/; give RUN or fit one with `probfusion fit`.")
         console.print(f"reporting on the latest run, {run}")
     others = _compare_labels(check_run_dir(run), compare)
-    loaded = {name: load_run(path, trust_pickle=trust_pickle) for name, path in others.items()}
-    reported = load_run(run, trust_pickle=trust_pickle)
+    loaded = {name: load_run(path, trust_pickle=trust_pickle, device=device) for name, path in others.items()}
+    reported = load_run(run, trust_pickle=trust_pickle, device=device)
     result = write_report(reported, num_draws=draws, seed=seed, compare=loaded or None, overwrite=overwrite)
     console.print(result.text, markup=False, highlight=False, soft_wrap=True)
     click.echo(str(result.path))

@@ -129,8 +129,12 @@ def _standardised(run: LoadedRun, batch: FeatureBatch) -> dict[str, torch.Tensor
             raise InputDataError(
                 f"{batch.source}: modality {m!r} is too large to standardise in float32; check its units."
             )
-        out[m] = torch.from_numpy(z.astype(np.float32))
+        out[m] = torch.from_numpy(z.astype(np.float32)).to(_device(run))
     return out
+
+
+def _device(run: LoadedRun) -> torch.device:
+    return next(run.model.parameters()).device
 
 
 def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
@@ -139,7 +143,7 @@ def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dic
     val_probs = common_draw_probabilities(run.model, dict(run.tensors(val).views), samples, seed)
     train_views = run.tensors(train).views
     pick = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))[:DONORS]
-    return predictive_entropy(val_probs).numpy(), {m: x[pick] for m, x in train_views.items()}
+    return predictive_entropy(val_probs).cpu().numpy(), {m: x[pick.to(x.device)] for m, x in train_views.items()}
 
 
 def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None = None) -> Prediction:
@@ -170,13 +174,13 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
     vacuity = np.full(n, np.nan) if isinstance(run.model, VacuityPredictor) else None
     for gone, rows in patterns.items():
         index = torch.as_tensor(rows)
-        part = {m: x[index] for m, x in views.items()}
+        part = {m: x[index.to(x.device)] for m, x in views.items()}
         if gone and isinstance(run.model, PartialViewPredictor):  # drop the view from the combination
             with torch.no_grad():
                 logits = run.model.partial_predictive_logits({m: x for m, x in part.items() if m not in gone})
             got = logits.softmax(dim=-1).double()
             if vacuity is not None:  # logits are log alpha: the vacuity is c / sum(alpha)
-                vacuity[rows] = (logits.shape[-1] / logits[0].exp().sum(-1)).double().numpy()
+                vacuity[rows] = (logits.shape[-1] / logits[0].exp().sum(-1)).double().cpu().numpy()
         elif gone and config.imputation is PredictImputation.MARGINAL:
             chunks = [
                 marginal_missing_probabilities(
@@ -194,10 +198,10 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
             got = common_draw_probabilities(run.model, part, samples, seed)
         if vacuity is not None and not gone:
             with torch.no_grad():
-                vacuity[rows] = run.model.vacuity(part).double().numpy()
+                vacuity[rows] = run.model.vacuity(part).double().cpu().numpy()
         if probs.shape[-1] == 0:
             probs = torch.zeros(got.shape[0], n, got.shape[-1], dtype=torch.float64)
-        probs[:, index] = got
+        probs[:, index] = got.cpu()
     mean = probs.mean(dim=0)
     entropy = predictive_entropy(probs).numpy()
     classes = tuple(run.class_labels) or tuple(range(mean.shape[-1]))

@@ -136,7 +136,9 @@ def random_start(
     widths = [like[m].shape[-1] for m in names]
     first = like[names[0]]
     n, total = first.shape[0], sum(widths)
-    options = {"dtype": first.dtype, "device": first.device}
+    # Draw on the generator's device (the CPU for the seeded generators used here), then move to the data's:
+    # the same numbers on any device, and no CPU generator handed to a CUDA sampler.
+    options = {"dtype": first.dtype, "device": generator.device if generator is not None else first.device}
     if norm is NormKind.LINF:
         flat = (torch.rand(n, total, generator=generator, **options) * 2.0 - 1.0) * eps
     else:
@@ -144,4 +146,4 @@ def random_start(
         direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(_TINY)
         radius = eps * torch.rand(n, 1, generator=generator, **options).pow(1.0 / total)
         flat = direction * radius
-    return dict(zip(names, flat.split(widths, dim=-1), strict=True))
+    return dict(zip(names, flat.to(first.device).split(widths, dim=-1), strict=True))

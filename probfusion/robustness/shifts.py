@@ -63,6 +63,12 @@ class Imputation(StrEnum):
     """Integrated out by Monte Carlo over training rows of the modality."""
 
 
+def _draw(sample: Callable[..., Tensor], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``sample(like.shape)`` drawn on the generator's device, then moved to ``like``'s (CPU generators on CUDA)."""
+    device = generator.device if generator is not None else like.device
+    return sample(like.shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+
+
 def _check_severity(severity: int) -> int:
     if isinstance(severity, bool) or int(severity) != severity or not 1 <= severity <= 5:
         raise ConfigError(f"Shift severity must be an integer from 1 to 5; got {severity!r}.")
@@ -105,7 +111,7 @@ def gaussian_noise(
     return _corrupt(
         views,
         modalities,
-        lambda x: x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device),
+        lambda x: x + sigma * _draw(torch.randn, x, generator),
     )
 
 
@@ -131,7 +137,7 @@ def feature_dropout(
     return _corrupt(
         views,
         modalities,
-        lambda x: x * (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) >= rate),
+        lambda x: x * (_draw(torch.rand, x, generator) >= rate),
     )
 
 
