@@ -192,3 +192,26 @@ def test_evidential_models_drop_a_missing_view_from_their_combination_and_report
         result.probabilities[:4], (alone / alone.sum(-1, keepdim=True)).detach().numpy(), atol=1e-5
     )
     assert "vacuity" in result.rows()[0]
+
+
+def test_predict_and_evaluate_score_a_bayesian_run_under_the_same_draws(tmp_path):
+    import dataclasses
+
+    from probfusion.config import BayesConfig, EvaluationConfig, FusionConfig
+    from probfusion.evaluation import evaluate
+    from probfusion.metrics import negative_log_likelihood
+
+    data = write_interaction_npz(tmp_path / "d.npz")
+    config = small_config(str(data), epochs=3)
+    config = dataclasses.replace(
+        config,
+        fusion=FusionConfig(rank=4, fused_dim=8, rank_prior="ard"),
+        bayes=BayesConfig(svi_steps=30, posterior_samples=8),
+    )
+    run = load_run(fit(config, tmp_path / "ard").path)
+    views, labels = _raw_rows(run, "test")
+    prediction = predict(run, check_features(views, run.input_dims, source="t"), PredictionConfig(samples=16, seed=5))
+    row = evaluate(run, EvaluationConfig(attack="none", samples=16, seed=5)).rows[0]
+    nll = negative_log_likelihood(torch.as_tensor(prediction.probabilities), torch.as_tensor(labels))
+    assert nll == pytest.approx(row["nll"], abs=1e-6)
+    assert prediction.mutual_information.max() > 0  # a posterior, not one draw
