@@ -1,6 +1,7 @@
 """probfusion predict: new rows through a fitted run (issue 13)."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -10,9 +11,12 @@ from click.testing import CliRunner
 
 from probfusion.api import fit, load_run
 from probfusion.cli.main import cli
+from probfusion.config import BayesConfig, EvaluationConfig, FusionConfig
 from probfusion.data.features import check_features, load_features
 from probfusion.errors import InputDataError
+from probfusion.evaluation import evaluate
 from probfusion.inference.predictive import SCORING_SEED_OFFSET
+from probfusion.metrics import negative_log_likelihood
 from probfusion.prediction import DONORS, PredictionConfig, _reference, predict
 from tests.cli.test_cli import assert_clean_error
 from tests.helpers import small_config, write_interaction_npz
@@ -195,12 +199,6 @@ def test_evidential_models_drop_a_missing_view_from_their_combination_and_report
 
 
 def test_predict_and_evaluate_score_a_bayesian_run_under_the_same_draws(tmp_path):
-    import dataclasses
-
-    from probfusion.config import BayesConfig, EvaluationConfig, FusionConfig
-    from probfusion.evaluation import evaluate
-    from probfusion.metrics import negative_log_likelihood
-
     data = write_interaction_npz(tmp_path / "d.npz")
     config = small_config(str(data), epochs=3)
     config = dataclasses.replace(
@@ -215,3 +213,22 @@ def test_predict_and_evaluate_score_a_bayesian_run_under_the_same_draws(tmp_path
     nll = negative_log_likelihood(torch.as_tensor(prediction.probabilities), torch.as_tensor(labels))
     assert nll == pytest.approx(row["nll"], abs=1e-6)
     assert prediction.mutual_information.max() > 0  # a posterior, not one draw
+
+
+@pytest.mark.parametrize("model", ["tfn", "concat", "rcml", "gp-mkl"])
+def test_predict_runs_on_every_model_kind_with_and_without_a_missing_modality(tmp_path, model):
+    data = write_interaction_npz(tmp_path / "d.npz", n=120)
+    run = load_run(fit(small_config(str(data), epochs=2, model=model), tmp_path / model).path)
+    views, labels = _raw_rows(run, "test")
+    complete = run.predict(views, labels=labels, num_samples=64)
+    clean = evaluate(run, EvaluationConfig(attack="none", samples=64)).rows[0]  # the same rows and draws
+    nll = negative_log_likelihood(torch.as_tensor(complete.probabilities), torch.as_tensor(labels))
+    assert nll == pytest.approx(clean["nll"], abs=1e-6)
+    views["a"][:3] = np.nan
+    partial = run.predict(views, num_samples=64)
+    assert partial.labels is None
+    np.testing.assert_allclose(partial.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    # The GP draws its latent function independently per row, so a row's draws depend on the rows predicted with
+    # it: complete rows agree to Monte Carlo noise there, exactly for models that draw weights.
+    atol = 0.1 if model == "gp-mkl" else 1e-6
+    np.testing.assert_allclose(partial.probabilities[3:], complete.probabilities[3:], atol=atol)
