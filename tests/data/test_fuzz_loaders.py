@@ -206,6 +206,7 @@ def test_fit_on_odd_data_ends_in_finite_metrics_or_a_one_line_error(tmp_path_fac
         run = fit(config, root / "run")
     except ProbfusionError as error:
         _assert_one_line(error)
+        assert sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) == ["d.npz"]  # no partial run
         return
     for part in ("train", "val", "test"):
         assert np.isfinite(run.metrics[part]["nll"])
