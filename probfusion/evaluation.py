@@ -555,6 +555,7 @@ def _figures(work: _Work) -> dict[str, bytes]:
         xlabel="coverage (share of rows answered, most certain first by entropy)",
         ylabel="risk (error rate on answered rows)",
         title="Selective prediction: risk vs coverage",
+        marker=None,
     )
     figures["entropy_hist.png"] = entropy_histograms(scores, xlabel="predictive entropy (nats)", title="Entropy")
     if work.stochastic:

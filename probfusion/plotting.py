@@ -33,6 +33,7 @@ def metric_curves(
     xlabel: str,
     ylabel: str,
     title: str,
+    marker: str | None = "o",
 ) -> bytes:
     """One line per curve of a metric against a budget or severity.
 
@@ -41,6 +42,7 @@ def metric_curves(
         xlabel: The x axis' label, with its unit.
         ylabel: The y axis' label.
         title: The figure's title.
+        marker: The point marker (None for dense curves such as risk-coverage).
 
     Returns:
         The PNG.
@@ -48,7 +50,7 @@ def metric_curves(
     figure = Figure(figsize=(5.5, 3.8))
     axes = figure.add_subplot()
     for label, (x, y) in curves.items():
-        axes.plot(x, y, marker="o", label=label)
+        axes.plot(x, y, marker=marker, label=label)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
