@@ -35,6 +35,7 @@ from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
+from probfusion.inference.reference import prediction_reference, split_reference
 from probfusion.inference.training import Objective, TrainingState, train_classifier
 from probfusion.model_size import check_model_size
 from probfusion.models.registry import model_spec
@@ -102,6 +103,8 @@ class LoadedRun:
         trust_pickle: Whether the caller of :func:`load_run` allowed opening the run's data if it is a pickle
             (never read from the run's files).
         data_fingerprint: The SHA-256 of the data and split recorded at fit time (None for older runs).
+        reference: ``(val_entropy (n_val,), {m: donors (K, d_m)})`` stored at fit time for ``predict``
+            (:mod:`probfusion.inference.reference`); None for older runs, which recompute it from their data.
     """
 
     path: Path
@@ -112,6 +115,7 @@ class LoadedRun:
     class_labels: tuple[int | str, ...] = ()
     trust_pickle: bool = False
     data_fingerprint: dict[str, Any] | None = None
+    reference: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
 
     @property
     def input_dims(self) -> dict[str, int]:
@@ -465,6 +469,8 @@ def _train_into(
     )
     weights = {f"model.{k}": v for k, v in final.state_dict().items()}
     weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
+    # What predict needs from the training data (validation entropies, donor rows), so a run predicts without it.
+    weights.update(prediction_reference(final, tensors["train"], tensors["val"], samples=num_samples, seed=0))
     meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
     meta["class_labels"] = class_labels  # the original label of each output, in order
     write_tensors(work.file(work.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
@@ -610,6 +616,13 @@ def load_run(
     # The head's output width is checked here too: its weights must have the shape a c-class head has.
     load_module_state(model, tensors, prefix="model.", source=weights)
     standardizer = stored_standardizer(tensors, dims, weights)
+    reference = split_reference(tensors)
+    if reference is not None and (
+        set(reference[1]) != set(dims)
+        or any(tuple(v.shape[1:]) != (dims[m],) for m, v in reference[1].items())
+        or not all(bool(torch.isfinite(t).all()) for t in (reference[0], *reference[1].values()))
+    ):
+        raise CheckpointError(f"{weights}: the stored prediction reference does not fit the model; re-run fit.")
     model = model.to(resolve_device(device)).eval()
     return LoadedRun(
         path=run.path,
@@ -620,4 +633,5 @@ def load_run(
         class_labels=class_labels,
         trust_pickle=trust_pickle,
         data_fingerprint=fingerprint,
+        reference=reference,
     )

@@ -34,13 +34,13 @@ from probfusion.data.fingerprint import batch_fingerprint
 from probfusion.errors import ConfigError, InputDataError
 from probfusion.fusion.protocol import PartialViewPredictor, VacuityPredictor
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
+from probfusion.inference.reference import DONORS
 from probfusion.metrics import coverage_threshold, mutual_information, predictive_entropy
 from probfusion.options import PredictImputation, parse_option
 from probfusion.robustness.shifts import marginal_missing_probabilities
 
 __all__ = ["Prediction", "PredictionConfig", "predict"]
 
-DONORS = 32  # training rows a missing modality is averaged over (as in evaluate --shift missing)
 _BATCH = 1024
 
 
@@ -138,11 +138,21 @@ def _device(run: LoadedRun) -> torch.device:
 
 
 def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-    """The run's validation entropies (for the flag threshold) and standardised donor rows of its training split."""
+    """The validation entropies (for the flag threshold) and standardised donor rows of the training split.
+
+    Stored with the run at fit time (default draws and donors); recomputed from the run's data for runs stored
+    without them, or when other draws are asked for.
+    """
+    stored = run.reference
+    default_draws = samples == int(run.metrics.get("posterior_samples", 1) or 1) and seed == SCORING_SEED_OFFSET
+    if stored is not None and default_draws:
+        device = _device(run)
+        return stored[0].numpy(), {m: x.to(device) for m, x in stored[1].items()}
     train, val, _ = run.splits()
     val_probs = common_draw_probabilities(run.model, dict(run.tensors(val).views), samples, seed)
     train_views = run.tensors(train).views
-    pick = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))[:DONORS]
+    pick = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed - SCORING_SEED_OFFSET))
+    pick = pick[:DONORS]
     return predictive_entropy(val_probs).cpu().numpy(), {m: x[pick.to(x.device)] for m, x in train_views.items()}
 
 

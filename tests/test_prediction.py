@@ -232,3 +232,18 @@ def test_predict_runs_on_every_model_kind_with_and_without_a_missing_modality(tm
     # it: complete rows agree to Monte Carlo noise there, exactly for models that draw weights.
     atol = 0.1 if model == "gp-mkl" else 1e-6
     np.testing.assert_allclose(partial.probabilities[3:], complete.probabilities[3:], atol=atol)
+
+
+def test_a_run_predicts_new_rows_without_its_training_data(tmp_path):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    run = fit(small_config(str(data), epochs=3), tmp_path / "run")
+    loaded = load_run(run.path)
+    views, _ = _raw_rows(loaded, "test")
+    with_data = loaded.predict(views)
+    data.unlink()  # a deployment machine: the run folder only
+    views["b"][:5] = np.nan
+    alone = load_run(run.path)
+    without = alone.predict(views)
+    np.testing.assert_allclose(without.probabilities[5:], with_data.probabilities[5:], atol=1e-6)
+    assert without.threshold == with_data.threshold
+    assert without.rows()[0]["missing"] == "b"

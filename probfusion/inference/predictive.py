@@ -42,24 +42,29 @@ def common_draw_probabilities(
 ) -> torch.Tensor:
     """``(s, n, c)`` float64 probabilities in minibatches of rows, every row under the same ``s`` posterior draws.
 
-    Each chunk restarts a generator from ``seed``, so every row and every call (clean, attacked, shifted, new
-    rows) is scored under one fixed set of draws: common random numbers, which keep the differences between rows
-    of a table free of Monte Carlo scoring noise.
+    The model is in eval mode for the call. Each chunk restarts a generator from ``seed``, so every row and every
+    call (clean, attacked, shifted, new rows) is scored under one fixed set of draws: common random numbers, which
+    keep the differences between rows of a table free of Monte Carlo scoring noise.
     """
     from probfusion.robustness.attacks import sample_logits  # robustness builds on inference, not the reverse
 
     n = next(iter(views.values())).shape[0]
-    chunks = [
-        sample_logits(
-            model,
-            {m: x[i : i + batch_size] for m, x in views.items()},
-            samples,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        .softmax(dim=-1)
-        .double()
-        for i in range(0, n, batch_size)
-    ]
+    was_training = getattr(model, "training", False)
+    model.eval()  # type: ignore[attr-defined]  # no dropout in a prediction, whoever calls
+    try:
+        chunks = [
+            sample_logits(
+                model,
+                {m: x[i : i + batch_size] for m, x in views.items()},
+                samples,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            .softmax(dim=-1)
+            .double()
+            for i in range(0, n, batch_size)
+        ]
+    finally:
+        model.train(was_training)  # type: ignore[attr-defined]
     return torch.cat(chunks, dim=1)
 
 
