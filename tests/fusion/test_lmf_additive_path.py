@@ -1,10 +1,14 @@
 """LMF with the factorization-machine-style additive path: ``sum_i prod_m W_m^(i) z~_m + A [z_1; ...; z_M] + b``."""
 
+import dataclasses
+
 import pytest
 import torch
 
+from probfusion import BayesConfig, fit, load_run
 from probfusion.config import FusionConfig, JWAEConfig
 from probfusion.fusion import ConcatFusion, LowRankFusion, MultimodalClassifier
+from tests.helpers import small_config, write_interaction_npz
 
 F64 = torch.float64
 DIMS = [2, 3, 4]
@@ -102,3 +106,18 @@ def test_the_fusion_parameter_count_includes_the_path():
     )
     assert off.fusion_parameter_count() == 2 * 2 * 6 * (3 + 1)
     assert on.fusion_parameter_count() == off.fusion_parameter_count() + 6 * (2 * 3 + 1)
+
+
+def test_an_ard_run_whose_first_stage_carries_the_path_fits_and_loads(tmp_path):
+    """The deterministic first stage has the path; the Bayesian head is built on the latents, as before."""
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    config = dataclasses.replace(
+        small_config(data, epochs=2),
+        fusion=FusionConfig(rank=3, fused_dim=8, rank_prior="ard", additive_path=True),
+        bayes=BayesConfig(svi_steps=30, posterior_samples=4),
+    )
+    run = fit(config, tmp_path / "run")
+    loaded = load_run(run.path)
+    assert type(loaded.model).__name__ == "BayesianFusionClassifier"
+    _, _, test = loaded.splits()
+    assert loaded.model.predictive_logits(loaded.tensors(test).views, 4).shape == (4, len(test.labels), 2)
