@@ -309,9 +309,13 @@ class FusionConfig(_JSONConfig):
             stored before this field existed load with the default.
         lmf_init: How the deterministic LMF factors start (``additive``: near late fusion; ``random``: the
             interactions dominate). Runs stored before this field existed load with ``random``.
+        additive_path: LMF only (the deterministic model, and the deterministic first stage of a Bayesian run):
+            add a linear map of the concatenated latents to the low-rank fusion's output, as a factorization
+            machine adds linear terms to its low-rank interactions (:class:`~probfusion.fusion.lmf.LowRankFusion`).
+            Runs stored before this field existed load without it.
     """
 
-    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM}
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM, "additive_path": False}
 
     model: FusionKind = FusionKind.LMF
     rank: int | None = None
@@ -319,6 +323,7 @@ class FusionConfig(_JSONConfig):
     rank_prior: RankPrior = RankPrior.NONE
     head: HeadKind = HeadKind.MLP
     lmf_init: LMFInit = LMFInit.ADDITIVE
+    additive_path: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))

@@ -74,7 +74,7 @@ def model_size(
     }
     model = FusionKind.LMF if fusion.model is FusionKind.GP_MKL else fusion.model
     if model is FusionKind.LMF:
-        fused = m * r * h * (d + 1)
+        fused = m * r * h * (d + 1) + (m * d * h + h if fusion.additive_path else 0)
         tensors["LMF factor (rank * fused_dim * (latent_dim + 1))"] = r * h * (d + 1)
         tensors["LMF component outputs (batch * rank * fused_dim)"] = batch * r * h
     elif model is FusionKind.TFN:

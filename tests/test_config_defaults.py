@@ -81,8 +81,10 @@ def test_zero_or_negative_widths_are_refused_but_none_is_not():
 def test_a_stored_config_without_the_new_fields_loads_with_the_old_behaviour():
     stored = RunConfig().to_dict()
     del stored["fusion"]["lmf_init"], stored["jwae"]["linear_path"], stored["train"]["min_steps"]
+    del stored["fusion"]["additive_path"]
     config = RunConfig.from_dict(stored)
     assert config.fusion.lmf_init is LMFInit.RANDOM
+    assert config.fusion.additive_path is False
     assert config.jwae.linear_path is False
     assert config.train.min_steps == 0
     # New configs get the new defaults, and round-trip.
@@ -115,3 +117,25 @@ def test_cli_and_api_resolve_the_same_ard_max_rank(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     api = _resolve(RunConfig(fusion=FusionConfig(rank_prior="ard")), c=2, n=metrics["train"]["n"])
     assert metrics["rank"] == metrics["max_rank"] == api.fusion.rank == 16
+
+
+def test_a_stored_lmf_run_without_the_additive_path_field_loads_without_the_path(tmp_path):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    config = RunConfig(
+        data=DataConfig(name=str(data)),
+        fusion=FusionConfig(additive_path=False),
+        train=TrainConfig(epochs=2),
+        jwae=JWAEConfig(hidden_dim=8),
+        device="cpu",
+    )
+    run = fit(config, tmp_path / "run")
+    path = run.path / "config.json"
+    stored = json.loads(path.read_text())
+    for part in (stored["config"], stored["resolved"]):  # as a run written before the field existed
+        del part["fusion"]["additive_path"]
+    path.write_text(json.dumps(stored))
+    (run.path / "manifest.json").unlink()  # a run that old has no manifest either
+    loaded = load_run(run.path)
+    assert loaded.config.fusion.additive_path is False
+    assert loaded.model.fusion.additive is None
+    assert not any(key.startswith("fusion.additive") for key in loaded.model.state_dict())

@@ -337,7 +337,7 @@ def ablation_from_lmf(
     """
     with torch.no_grad():
         components = fusion.component_outputs(latents)  # (n, r, h)
-        fused = components.sum(1)
+        fused = fusion(latents)  # the components' sum, plus the additive path if the layer has one
         variance = components.double().var(dim=0, unbiased=False).sum(-1)  # (r,)
         probs = head(fused).softmax(-1).double()
         ablated_probs = head(fused.unsqueeze(1) - components).softmax(-1).double()  # (n, r, c)

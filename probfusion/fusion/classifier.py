@@ -25,8 +25,8 @@ class MultimodalClassifier(nn.Module):
     (:meth:`forward_with_latents`); fitting lives in :mod:`probfusion.inference`, not here. Implements the
     :class:`~probfusion.fusion.protocol.Predictor` protocol with ``s = 1``.
 
-    Cost: the encoders' O(hidden_dim sum_m (d_m + d)) parameters, plus O(r h M (d + 1)) for LMF,
-    O(h (d + 1)^M) for TFN or O(h M d) for concatenation, plus O(h c) for the head.
+    Cost: the encoders' O(hidden_dim sum_m (d_m + d)) parameters, plus O(r h M (d + 1)) for LMF (and O(h M d)
+    for its additive path), O(h (d + 1)^M) for TFN or O(h M d) for concatenation, plus O(h c) for the head.
 
     References: Liu et al., 2018 (ACL), "Efficient Low-rank Multimodal Fusion with Modality-Specific Factors";
     Zadeh et al., 2017 (EMNLP), "Tensor Fusion Network"; Tolstikhin et al., 2018 (ICLR), "Wasserstein

@@ -32,7 +32,13 @@ def build_fusion(config: FusionConfig, input_dims: Sequence[int]) -> nn.Module:
         'TensorFusion'
     """
     if config.model is FusionKind.LMF:
-        return LowRankFusion(input_dims=input_dims, rank=config.rank, output_dim=config.fused_dim, init=config.lmf_init)
+        return LowRankFusion(
+            input_dims=input_dims,
+            rank=config.rank,
+            output_dim=config.fused_dim,
+            init=config.lmf_init,
+            additive_path=config.additive_path,
+        )
     if config.model is FusionKind.TFN:
         return TensorFusion(input_dims=input_dims, output_dim=config.fused_dim)
     return ConcatFusion(input_dims=input_dims, output_dim=config.fused_dim)

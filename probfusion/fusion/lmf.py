@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from probfusion.errors import ConfigError
 from probfusion.fusion._common import append_one, check_count, check_dims
+from probfusion.fusion.concat import ConcatFusion
 from probfusion.options import LMFInit, parse_option
 
 __all__ = ["LowRankFusion"]
@@ -38,6 +39,19 @@ class LowRankFusion(nn.Module):
     the full tensor. Each factor is one ``nn.Parameter`` of shape `(r, h, d_m + 1)` in an ``nn.ParameterList``,
     so every factor is registered and trained.
 
+    With ``additive_path=True`` a linear map of the concatenated latents is added, as a factorization machine
+    adds linear terms to its low-rank pairwise interactions:
+
+    .. math::
+        f(z_1, \dots, z_M) = \sum_{i=1}^{r} \prod_{m=1}^{M} W_m^{(i)} \tilde z_m + A [z_1; \dots; z_M] + b,
+        \qquad A \in \mathbb{R}^{h \times \sum_m d_m}
+
+    (a :class:`~probfusion.fusion.concat.ConcatFusion` held as ``additive``). Without it the unimodal terms are
+    reachable only through the constant coordinates of the factors (the sum over i of a product of M - 1
+    constants times one linear term); with it they have their own parameters, and the layer contains
+    concatenation fusion exactly (all factors zero). :meth:`component_outputs`, :meth:`full_weight` and the
+    component diagnostics cover the interaction part only. Cost: h (sum_m d_m + 1) more parameters.
+
     M = 1 is accepted (it degenerates to a linear layer on ``[z_1; 1]`` with r-fold redundant parameters) so a
     unimodal run configured with ``lmf`` still works; :class:`~probfusion.fusion.concat.ConcatFusion` is the
     intended unimodal baseline.
@@ -50,6 +64,7 @@ class LowRankFusion(nn.Module):
         rank: Number r of rank components.
         output_dim: Fused width h.
         init: Factor initialisation (:meth:`reset_parameters`).
+        additive_path: Add the linear path ``A [z_1; ...; z_M] + b`` (default off: Liu et al.'s layer).
 
     Example:
         >>> import torch
@@ -61,7 +76,13 @@ class LowRankFusion(nn.Module):
     """
 
     def __init__(
-        self, *, input_dims: Sequence[int], rank: int, output_dim: int, init: LMFInit | str = LMFInit.RANDOM
+        self,
+        *,
+        input_dims: Sequence[int],
+        rank: int,
+        output_dim: int,
+        init: LMFInit | str = LMFInit.RANDOM,
+        additive_path: bool = False,
     ) -> None:
         super().__init__()
         self.init = parse_option(init, LMFInit, name="LMF init")
@@ -73,6 +94,10 @@ class LowRankFusion(nn.Module):
         self.rank = rank
         self.output_dim = output_dim
         self.factors = nn.ParameterList(nn.Parameter(torch.empty(rank, output_dim, d_m + 1)) for d_m in self.input_dims)
+        # Off, nothing is created or drawn for it: a run without the path starts exactly as before.
+        self.additive: ConcatFusion | None = (
+            ConcatFusion(input_dims=self.input_dims, output_dim=output_dim) if additive_path else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -104,6 +129,8 @@ class LowRankFusion(nn.Module):
                 factor[..., -1] = constant
                 if factor is self.factors[0]:
                     factor[..., -1] *= torch.randint(0, 2, factor.shape[:-1]).mul(2).sub(1).to(factor.dtype)
+        if self.additive is not None:  # PyTorch's default nn.Linear start, as concatenation fusion has
+            self.additive.linear.reset_parameters()
 
     def component_outputs(self, latents: Sequence[Tensor]) -> Tensor:
         """Each rank component's fused output, before the sum over components.
@@ -129,9 +156,13 @@ class LowRankFusion(nn.Module):
             latents: M tensors of shape `(n, d_m)`, one per modality, in order.
 
         Returns:
-            A `(n, h)` tensor, ``sum_i prod_m (W_m^(i) z~_m)``.
+            A `(n, h)` tensor, ``sum_i prod_m (W_m^(i) z~_m)`` (plus ``A [z_1; ...; z_M] + b`` with the additive
+            path).
         """
-        return self.component_outputs(latents).sum(dim=1)
+        fused = self.component_outputs(latents).sum(dim=1)
+        if self.additive is not None:
+            fused = fused + self.additive(latents)
+        return fused
 
     def full_weight(self) -> Tensor:
         """The dense CP tensor ``sum_i W_1^(i) x ... x W_M^(i)`` (for tests and TFN comparisons).
