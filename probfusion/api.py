@@ -190,7 +190,7 @@ def resolve_device(kind: DeviceKind | str) -> torch.device:
 
 def next_run_dir(root: Path | str, config: RunConfig) -> Path:
     """Return a new folder under ``root`` named after the data and model (``av-digits-lmf-r4``, then ``-2``...)."""
-    data = Path(config.data.name).stem if config.data.name.endswith((".npz", ".pkl", ".pickle")) else config.data.name
+    data = config.data.name if _is_registered(config.data.name) else Path(config.data.name).stem
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{data}-{config.fusion.model.value}")
     if config.fusion.model.value == "lmf" and config.fusion.rank is not None:
         stem += f"-r{config.fusion.rank}"

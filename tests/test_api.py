@@ -184,3 +184,10 @@ def test_a_batch_of_one_row_is_a_config_error():
     # The jWAE's unbiased MMD and SWD are batch statistics: a one-row minibatch has none.
     with pytest.raises(ConfigError, match="batch_size must be at least 2"):
         TrainConfig(batch_size=1)
+
+
+def test_a_new_run_folder_is_named_after_the_data_file(tmp_path):
+    from probfusion.api import next_run_dir
+
+    assert next_run_dir(tmp_path, RunConfig(data=DataConfig(name="../x/Scene-15.mat"))).name.startswith("Scene-15-lmf")
+    assert next_run_dir(tmp_path, RunConfig()).name.startswith("av-digits-lmf")
