@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from probfusion.config import RunConfig, resolve_config
+from probfusion.config import DATA_SCALED_FIELDS, RunConfig, data_scaled_values, resolve_config
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, split_fingerprint
 from probfusion.data.registry import load_dataset, registered_names
@@ -35,7 +35,7 @@ from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
 from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import score_classifier
-from probfusion.inference.reference import prediction_reference, split_reference
+from probfusion.inference.reference import prediction_reference, reference_tensors, split_reference
 from probfusion.inference.training import Objective, TrainingState, train_classifier
 from probfusion.model_size import check_model_size
 from probfusion.models.registry import model_spec
@@ -323,21 +323,6 @@ def read_run_config(path: Path | str) -> RunConfig:
         raise CheckpointError(f"{run.file(run.CONFIG)} is not a valid run config ({error}); re-run fit.") from None
 
 
-def _resolved_fields(config: RunConfig) -> dict[str, int]:
-    """The values of the data-scaled fields as this run used them (for ``metrics.json``)."""
-    return {
-        "epochs": config.train.epochs,
-        "patience": config.train.patience,
-        "latent_dim": config.jwae.latent_dim,
-        "hidden_dim": config.jwae.hidden_dim,
-        "rank": config.fusion.rank,
-        "fused_dim": config.fusion.fused_dim,
-    }
-
-
-_RESOLVED = {"train": ("epochs", "patience"), "jwae": ("latent_dim", "hidden_dim"), "fusion": ("rank", "fused_dim")}
-
-
 def _stored_resolved_config(
     stored: dict[str, Any], config: RunConfig, dims: dict[str, int], num_classes: int, num_train: int
 ) -> RunConfig:
@@ -354,16 +339,17 @@ def _stored_resolved_config(
     except (TypeError, ProbfusionError) as error:
         raise CheckpointError(f"The resolved config of the run is not valid ({error}); re-run fit.") from None
     parts = {}
-    for section, names in _RESOLVED.items():
+    for section, names in DATA_SCALED_FIELDS.items():
         given, used = getattr(config, section), getattr(trained, section)
         values = {n: getattr(used, n) for n in names if getattr(given, n) is None}
         parts[section] = dataclasses.replace(given, **values)
     return dataclasses.replace(config, **parts)
 
 
-def _stored_fingerprint(run: RunDirectory) -> dict[str, Any] | None:
-    """The data fingerprint in a run's ``config.json`` (None for runs older than fingerprints)."""
-    provenance = run.read_json(run.CONFIG).get("provenance")
+def _stored_fingerprint(run: RunDirectory, stored: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The data fingerprint in a run's ``config.json`` (``stored``, if already read); None for older runs."""
+    stored = run.read_json(run.CONFIG) if stored is None else stored
+    provenance = stored.get("provenance")
     data = provenance.get("data") if isinstance(provenance, dict) else None
     if data is None:
         return None
@@ -464,13 +450,14 @@ def _train_into(
         rank_prior=config.fusion.rank_prior.value,
         posterior_samples=num_samples,
         class_labels=class_labels,
-        resolved=_resolved_fields(config),
+        resolved=data_scaled_values(config),
         **extra,
     )
     weights = {f"model.{k}": v for k, v in final.state_dict().items()}
     weights.update({k: torch.as_tensor(v) for k, v in standardizer.state().items()})
     # What predict needs from the training data (validation entropies, donor rows), so a run predicts without it.
-    weights.update(prediction_reference(final, tensors["train"], tensors["val"], samples=num_samples, seed=0))
+    reference = prediction_reference(final, tensors["train"], tensors["val"], samples=num_samples, seed=0)
+    weights.update(reference_tensors(reference))
     meta = {"format": "probfusion-classifier", "input_dims": dims, "num_classes": num_classes}
     meta["class_labels"] = class_labels  # the original label of each output, in order
     write_tensors(work.file(work.WEIGHTS), weights, {**meta, "num_train": len(tensors["train"])})
@@ -602,7 +589,7 @@ def load_run(
         )
     verify_manifest(run.path)
     stored = run.read_json(run.CONFIG)
-    fingerprint = _stored_fingerprint(run)
+    fingerprint = _stored_fingerprint(run, stored)
     weights = run.file(run.WEIGHTS)
     tensors, meta = read_tensors(weights)
     dims, num_classes, class_labels = weights_header(meta, weights)

@@ -664,6 +664,21 @@ _BASE_HIDDEN = 64
 _BASE_FUSED = 32
 
 
+# The fields :func:`resolve_config` sets from the data when they are left ``None``, by section of RunConfig.
+DATA_SCALED_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": ("epochs", "patience"),
+    "jwae": ("latent_dim", "hidden_dim"),
+    "fusion": ("rank", "fused_dim"),
+}
+
+
+def data_scaled_values(config: RunConfig) -> dict[str, int | None]:
+    """``{field: value}`` of the :data:`DATA_SCALED_FIELDS` in ``config`` (``None`` where left to the rules)."""
+    return {
+        name: getattr(getattr(config, section), name) for section, names in DATA_SCALED_FIELDS.items() for name in names
+    }
+
+
 def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_classes: int, num_train: int) -> RunConfig:
     """Return ``config`` with every field left ``None`` set by its data-scaled rule.
 

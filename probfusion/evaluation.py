@@ -42,6 +42,7 @@ from probfusion.data.fingerprint import dataset_fingerprint
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.fusion.protocol import VacuityPredictor
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
+from probfusion.inference.reference import DONORS
 from probfusion.metrics import (
     accuracy,
     aurc,
@@ -82,7 +83,6 @@ if TYPE_CHECKING:
 __all__ = ["EvaluationReport", "evaluate", "latest_run"]
 
 _BATCH = 512
-_DONORS = 32  # training rows averaged over when a modality is marginalised
 _TOL = 0.005  # accuracy slack of the sanity checks (half a point: Monte Carlo scoring noise)
 _STABLE_TOL = 0.03  # more steps or restarts may lower accuracy by at most this much
 
@@ -438,7 +438,7 @@ def _shift_work(work: _Work, sets: list[tuple[str, tuple[str, ...]]]) -> dict[st
         if not partial:
             raise ConfigError("Shift 'missing' needs at least one modality left; choose --modality NAME or each.")
         train = work.run.tensors(work.run.splits()[0])
-        pick = torch.randperm(len(train), generator=gen)[:_DONORS]
+        pick = torch.randperm(len(train), generator=gen)[:DONORS]
         std = work.run.standardizer
         raw_zero = {
             m: torch.as_tensor(-std.mean[m] / std.std[m], dtype=x.dtype, device=x.device) for m, x in work.views.items()

@@ -37,10 +37,10 @@ def _largest(sizes: Mapping[str, int]) -> tuple[str, int]:
 
 def _resolved(config: RunConfig, dims: Mapping[str, int], num_classes: int, num_rows: int) -> RunConfig:
     """``config`` with its data-scaled fields (left ``None``) set for this data, as ``fit`` will set them."""
-    sizes = (config.train.epochs, config.train.patience, config.jwae.latent_dim, config.jwae.hidden_dim)
-    if None not in (*sizes, config.fusion.rank, config.fusion.fused_dim):
+    from probfusion.config import data_scaled_values, resolve_config  # config imports this module
+
+    if None not in data_scaled_values(config).values():
         return config
-    from probfusion.config import resolve_config  # config imports this module
 
     return resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=num_rows)
 

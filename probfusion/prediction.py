@@ -34,7 +34,7 @@ from probfusion.data.fingerprint import batch_fingerprint
 from probfusion.errors import ConfigError, InputDataError
 from probfusion.fusion.protocol import PartialViewPredictor, VacuityPredictor
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
-from probfusion.inference.reference import DONORS
+from probfusion.inference.reference import DONORS, prediction_reference
 from probfusion.metrics import coverage_threshold, mutual_information, predictive_entropy
 from probfusion.options import PredictImputation, parse_option
 from probfusion.robustness.shifts import marginal_missing_probabilities
@@ -140,20 +140,16 @@ def _device(run: LoadedRun) -> torch.device:
 def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """The validation entropies (for the flag threshold) and standardised donor rows of the training split.
 
-    Stored with the run at fit time (default draws and donors); recomputed from the run's data for runs stored
-    without them, or when other draws are asked for.
+    Stored with the run at fit time for the default draws and seed; recomputed from the run's data the same way
+    (:func:`~probfusion.inference.reference.prediction_reference`) for runs stored without them, or when other
+    draws or another seed are asked for.
     """
     stored = run.reference
-    default_draws = samples == int(run.metrics.get("posterior_samples", 1) or 1) and seed == SCORING_SEED_OFFSET
-    if stored is not None and default_draws:
-        device = _device(run)
-        return stored[0].numpy(), {m: x.to(device) for m, x in stored[1].items()}
-    train, val, _ = run.splits()
-    val_probs = common_draw_probabilities(run.model, dict(run.tensors(val).views), samples, seed)
-    train_views = run.tensors(train).views
-    pick = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed - SCORING_SEED_OFFSET))
-    pick = pick[:DONORS]
-    return predictive_entropy(val_probs).cpu().numpy(), {m: x[pick.to(x.device)] for m, x in train_views.items()}
+    if stored is None or samples != int(run.metrics.get("posterior_samples", 1) or 1) or seed != 0:
+        train, val, _ = run.splits()
+        stored = prediction_reference(run.model, run.tensors(train), run.tensors(val), samples=samples, seed=seed)
+    device = _device(run)
+    return stored[0].cpu().numpy(), {m: x.to(device) for m, x in stored[1].items()}
 
 
 def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None = None) -> Prediction:
@@ -172,8 +168,8 @@ def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None
     samples = config.samples or int(run.metrics.get("posterior_samples", 1) or 1)
     run.model.eval()
     views = _standardised(run, batch)
+    val_entropy, donors = _reference(run, samples, config.seed)
     seed = config.seed + SCORING_SEED_OFFSET  # the draws evaluate scores its rows under
-    val_entropy, donors = _reference(run, samples, seed)
     threshold = coverage_threshold(val_entropy, config.coverage)
     absent = {m: ~p for m, p in batch.present.items()}
     patterns: dict[tuple[str, ...], list[int]] = {}

@@ -16,7 +16,7 @@ from probfusion.inference.data import TensorData
 from probfusion.inference.predictive import SCORING_SEED_OFFSET, common_draw_probabilities
 from probfusion.metrics.uncertainty import predictive_entropy
 
-__all__ = ["DONORS", "PREFIX", "prediction_reference", "split_reference"]
+__all__ = ["DONORS", "PREFIX", "prediction_reference", "reference_tensors", "split_reference"]
 
 DONORS = 32  # training rows a missing modality is averaged over (as in evaluate --shift missing)
 PREFIX = "reference."
@@ -24,17 +24,22 @@ PREFIX = "reference."
 
 def prediction_reference(
     model: Predictor, train: TensorData, val: TensorData, *, samples: int, seed: int
-) -> dict[str, Tensor]:
-    """``{"reference.val_entropy": (n_val,), "reference.donor.<m>": (K, d_m)}`` for a fitted model.
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``(val_entropy (n_val,), {m: donors (K, d_m)})`` for a fitted model, on the CPU.
 
-    The validation rows are scored under the draws ``predict`` uses by default (``seed + SCORING_SEED_OFFSET``);
-    the K = :data:`DONORS` training rows are drawn jointly across modalities with a generator seeded by ``seed``.
+    The validation rows are scored under the draws ``predict`` uses (``seed + SCORING_SEED_OFFSET``); the
+    K = :data:`DONORS` training rows are drawn jointly across modalities with a generator seeded by ``seed``.
     """
     draws = common_draw_probabilities(model, dict(val.views), samples, seed + SCORING_SEED_OFFSET)
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:DONORS]
-    out = {f"{PREFIX}val_entropy": predictive_entropy(draws).double().cpu()}
-    out.update({f"{PREFIX}donor.{m}": x[pick.to(x.device)].detach().cpu() for m, x in train.views.items()})
-    return out
+    donors = {m: x[pick.to(x.device)].detach().cpu() for m, x in train.views.items()}
+    return predictive_entropy(draws).double().cpu(), donors
+
+
+def reference_tensors(reference: tuple[Tensor, dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The reference as flat ``reference.*`` tensors for a weights file (read back by :func:`split_reference`)."""
+    val_entropy, donors = reference
+    return {f"{PREFIX}val_entropy": val_entropy, **{f"{PREFIX}donor.{m}": x for m, x in donors.items()}}
 
 
 def split_reference(tensors: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]] | None:
