@@ -237,9 +237,6 @@ class HeadGuide(nn.Module):
         Liu's h-unit form with a mixing head, which has no seed-form counterpart to copy.
         """
         num_factors = sum(1 for n in self.shapes if n.startswith("factor_")) + 1
-        if self.init is LMFInit.ADDITIVE:
-            self._initialise_additive(num_factors - 1, generator)
-            return
         with torch.no_grad():
             init = {}
             for name, shape in self.shapes.items():
@@ -247,6 +244,8 @@ class HeadGuide(nn.Module):
                     init[name] = torch.ones(shape, dtype=self.loc.dtype)
                 elif name == "bias":
                     init[name] = torch.zeros(shape, dtype=self.loc.dtype)
+                elif self.init is LMFInit.ADDITIVE:
+                    init[name] = self._additive_mean(name, shape, num_factors - 1, generator)
                 else:
                     rank = shape[0] if name != "theta" else shape[1]
                     width = shape[1] if name != "theta" else shape[0]
@@ -254,26 +253,19 @@ class HeadGuide(nn.Module):
                     init[name] = std * torch.randn(shape, generator=generator, dtype=self.loc.dtype)
             self.loc.copy_(self.pack(init))
 
-    def _initialise_additive(self, num_modalities: int, generator: torch.Generator | None) -> None:
-        with torch.no_grad():
-            init = {}
-            for name, shape in self.shapes.items():
-                if name == "precision":
-                    init[name] = torch.ones(shape, dtype=self.loc.dtype)
-                elif name == "bias":
-                    init[name] = torch.zeros(shape, dtype=self.loc.dtype)
-                elif name == "theta":
-                    init[name] = torch.randn(shape, generator=generator, dtype=self.loc.dtype) / math.sqrt(shape[1])
-                else:
-                    width = shape[1] - 1
-                    factor = torch.randn(shape, generator=generator, dtype=self.loc.dtype)
-                    factor /= math.sqrt(num_modalities * max(width, 1))
-                    factor[:, -1] = 1.0
-                    if name == "factor_0":
-                        signs = torch.randint(0, 2, (shape[0],), generator=generator).mul(2).sub(1)
-                        factor[:, -1] = signs.to(factor.dtype)
-                    init[name] = factor
-            self.loc.copy_(self.pack(init))
+    def _additive_mean(
+        self, name: str, shape: tuple[int, ...], num_modalities: int, generator: torch.Generator | None
+    ) -> Tensor:
+        """The additive start of one site: Theta N(0, 1 / r); a factor with constant coordinate +-1 (see above)."""
+        if name == "theta":
+            return torch.randn(shape, generator=generator, dtype=self.loc.dtype) / math.sqrt(shape[1])
+        factor = torch.randn(shape, generator=generator, dtype=self.loc.dtype)
+        factor /= math.sqrt(num_modalities * max(shape[1] - 1, 1))
+        factor[:, -1] = 1.0
+        if name == "factor_0":
+            signs = torch.randint(0, 2, (shape[0],), generator=generator).mul(2).sub(1)
+            factor[:, -1] = signs.to(factor.dtype)
+        return factor
 
     def scale(self) -> Tensor:
         """The `(D,)` diagonal standard deviations (softplus of the raw parameter)."""
