@@ -168,10 +168,14 @@ class LoadedRun:
         """
         return self._splits
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self.model.parameters()).device
+
     def tensors(self, dataset: MultimodalDataset) -> TensorData:
         """Standardise ``dataset`` with the run's training statistics, on the model's device."""
-        device = next(self.model.parameters()).device
-        return TensorData.from_dataset(dataset, self.standardizer, device)
+        return TensorData.from_dataset(dataset, self.standardizer, self.device)
 
 
 def resolve_device(kind: DeviceKind | str) -> torch.device:

@@ -129,12 +129,8 @@ def _standardised(run: LoadedRun, batch: FeatureBatch) -> dict[str, torch.Tensor
             raise InputDataError(
                 f"{batch.source}: modality {m!r} is too large to standardise in float32; check its units."
             )
-        out[m] = torch.from_numpy(z.astype(np.float32)).to(_device(run))
+        out[m] = torch.from_numpy(z.astype(np.float32)).to(run.device)
     return out
-
-
-def _device(run: LoadedRun) -> torch.device:
-    return next(run.model.parameters()).device
 
 
 def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
@@ -148,8 +144,7 @@ def _reference(run: LoadedRun, samples: int, seed: int) -> tuple[np.ndarray, dic
     if stored is None or samples != int(run.metrics.get("posterior_samples", 1) or 1) or seed != 0:
         train, val, _ = run.splits()
         stored = prediction_reference(run.model, run.tensors(train), run.tensors(val), samples=samples, seed=seed)
-    device = _device(run)
-    return stored[0].cpu().numpy(), {m: x.to(device) for m, x in stored[1].items()}
+    return stored[0].cpu().numpy(), {m: x.to(run.device) for m, x in stored[1].items()}
 
 
 def predict(run: LoadedRun, batch: FeatureBatch, config: PredictionConfig | None = None) -> Prediction:
