@@ -561,9 +561,7 @@ def fit(
     return Run(path=target.path, config=given, metrics=metrics)
 
 
-def load_run(
-    path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU, trust_pickle: bool = False
-) -> LoadedRun:
+def load_run(path: Path | str, *, device: DeviceKind | str = DeviceKind.CPU, trust_pickle: bool = False) -> LoadedRun:
     """Load a finished run: config, model with its weights, standardisation and metrics.
 
     Every file listed in the run's ``manifest.json`` is checked against its SHA-256 first.

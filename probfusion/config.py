@@ -397,6 +397,7 @@ class BayesConfig(_JSONConfig):
         realign_tolerance: Relative error of the head's weight tensor that a re-expression may introduce.
         activity_threshold: A component is active in a posterior draw when its share of the logits' variance
             exceeds this.
+        laplace_rounds: Laplace: at most this many fixed-point updates of the ARD precisions (evidence).
     """
 
     inference: InferenceKind = InferenceKind.SVI
@@ -414,6 +415,7 @@ class BayesConfig(_JSONConfig):
     realign_every: int = 100
     realign_tolerance: float = 0.02
     activity_threshold: float = 0.005
+    laplace_rounds: int = 50
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inference", parse_option(self.inference, InferenceKind, name="inference"))
@@ -431,6 +433,7 @@ class BayesConfig(_JSONConfig):
             num_chains=self.num_chains,
             batch_size=self.batch_size,
             realign_tolerance=self.realign_tolerance,
+            laplace_rounds=self.laplace_rounds,
         )
         _check_non_negative("BayesConfig", realign_every=self.realign_every)
         if not 0.0 < self.activity_threshold < 1.0:

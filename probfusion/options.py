@@ -89,6 +89,8 @@ class InferenceKind(StrEnum):
     """Stochastic variational inference (Pyro) with a guide fit for the model."""
     NUTS = "nuts"
     """The No-U-Turn sampler on the fusion head with frozen encoders: the gold standard for small problems."""
+    LAPLACE = "laplace"
+    """A Gaussian at the MAP (GGN curvature, one block per component), ARD precisions by alternating updates."""
 
 
 class GuideKind(StrEnum):

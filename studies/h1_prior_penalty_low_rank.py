@@ -113,9 +113,7 @@ def main() -> None:
                         )
 
     def value(split: str, arm: str, rank: int, seed: int, key: str = "test_accuracy") -> float:
-        return next(
-            r[key] for r in rows if (r["split"], r["arm"], r["rank"], r["seed"]) == (split, arm, rank, seed)
-        )
+        return next(r[key] for r in rows if (r["split"], r["arm"], r["rank"], r["seed"]) == (split, arm, rank, seed))
 
     def unit_means(arm: str, rank_set: list[int], key: str = "test_accuracy") -> list[float]:
         return [

@@ -203,9 +203,7 @@ def main() -> None:
     axis = figure.add_subplot()
     names = [*criteria, "accuracy"]
     diffs = [*criteria.values(), accuracy]
-    axis.errorbar(
-        range(len(names)), [d["mean"] for d in diffs], yerr=[2 * d["se"] for d in diffs], fmt="o", capsize=4
-    )
+    axis.errorbar(range(len(names)), [d["mean"] for d in diffs], yerr=[2 * d["se"] for d in diffs], fmt="o", capsize=4)
     for k, name in enumerate(names):
         per_unit = (
             [a - b for a, b in zip(column(bayes, "clean_accuracy"), column(det, "clean_accuracy"), strict=True)]

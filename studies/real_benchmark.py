@@ -39,6 +39,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
+from probfusion.config import BayesConfig
 from probfusion.data import load_dataset, split_dataset
 from probfusion.metrics import accuracy, expected_calibration_error, negative_log_likelihood
 from probfusion.runs import atomic_write_json
@@ -81,6 +82,10 @@ DEFAULT_SETS = ("av-digits", "av-digits-speaker", "mfeat", "scene15", "cub", "ms
 MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "lmf": lambda c: c,
     "lmf-ard": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard")),
+    # ARD-LMF by post-hoc Laplace on a seed-form first stage (``--inference laplace``).
+    "lmf-ard-laplace": lambda c: replace(
+        c, fusion=FusionConfig(rank_prior="ard"), bayes=BayesConfig(inference="laplace")
+    ),
     # An ablation row, not in the default run: LMF plus a linear map of the concatenated latents (NOTES.md §8).
     "lmf-additive-path": lambda c: replace(c, fusion=FusionConfig(additive_path=True)),
     "concat": lambda c: replace(c, fusion=FusionConfig(model="concat")),

@@ -14,6 +14,7 @@ from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
 from probfusion.fusion.rank import summarise_rank, variance_shares
+from probfusion.inference.laplace import LaplaceFit, linearised_logits, sites_from_components
 from probfusion.options import InferenceKind, RankPrior, parse_option
 
 __all__ = ["REFERENCE_SIZE", "BayesianFusionClassifier"]
@@ -34,7 +35,9 @@ class BayesianFusionClassifier(nn.Module):
     The encoders are frozen (trained in the deterministic stage): the posterior covers only the head, so SVI
     costs about as much as a deterministic head and NUTS on the head is possible; the price is that encoder
     uncertainty is not represented. The posterior is held as the guide's variational parameters (SVI; every
-    call draws fresh samples) or as stored draws (NUTS; each call picks s of them), both in ``state_dict``.
+    call draws fresh samples), as stored draws (NUTS; each call picks s of them), or as the MAP and the Cholesky
+    factors of its block-diagonal covariance (Laplace; the predictive is the linearised one, see
+    :mod:`probfusion.inference.laplace`), all in ``state_dict``.
     Implements the :class:`~probfusion.fusion.protocol.Predictor` protocol.
 
     Cost: encoders O(hidden_dim sum_m (d_m + d)); the predictive costs O(s n r (M (d + 1) + c)) beyond one
@@ -84,13 +87,19 @@ class BayesianFusionClassifier(nn.Module):
             prior_precision=bayes.prior_precision,
         )
         self.inference = bayes.inference
+        self.guide: HeadGuide | None = None
         if self.inference is InferenceKind.SVI:
-            self.guide: HeadGuide | None = HeadGuide(model=self.head, guide=bayes.guide, init=fusion.lmf_init)
-        else:
-            self.guide = None
+            self.guide = HeadGuide(model=self.head, guide=bayes.guide, init=fusion.lmf_init)
+        elif self.inference is InferenceKind.NUTS:
             stored = bayes.num_chains * bayes.num_draws
             for name, shape in self.head.site_shapes().items():
                 self.register_buffer(f"draws_{name}", torch.zeros(stored, *shape))
+        else:  # Laplace: the MAP sites, the precisions, and the Cholesky factors of the covariance blocks
+            for name, shape in self.head.site_shapes().items():
+                self.register_buffer(f"map_{name}", torch.zeros(*shape))
+            block = sum(d + 1 for d in self.head.input_dims) + num_classes
+            self.register_buffer("laplace_component_tril", torch.zeros(fusion.rank, block, block))
+            self.register_buffer("laplace_bias_tril", torch.zeros(num_classes, num_classes))
         self.register_buffer("reference_latents", torch.zeros(len(self.modalities), REFERENCE_SIZE, jwae.latent_dim))
         self.jwae.eval()
 
@@ -111,6 +120,29 @@ class BayesianFusionClassifier(nn.Module):
                 )
             buffer.copy_(draws[name])
 
+    def store_laplace(self, fit: LaplaceFit) -> None:
+        """Keep a Laplace fit (MAP, precisions, covariance factors) as the posterior (Laplace route only)."""
+        sites = {**fit.mean, "precision": fit.precision}
+        for name in self.head.site_shapes():
+            getattr(self, f"map_{name}").copy_(sites[name])
+        self.laplace_component_tril.copy_(fit.component_tril)
+        self.laplace_bias_tril.copy_(fit.bias_tril)
+
+    def _laplace_offsets(self, num_samples: int, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Draws of (theta - theta*) under the Laplace covariance, ``{site: (s, *shape)}`` (no precision)."""
+        tril, bias_tril = self.laplace_component_tril, self.laplace_bias_tril
+        device = generator.device if generator is not None else tril.device
+        noise = torch.randn(num_samples, *tril.shape[:2], generator=generator, device=device).to(tril)
+        bias_noise = torch.randn(num_samples, bias_tril.shape[0], generator=generator, device=device).to(tril)
+        offsets = sites_from_components(torch.einsum("rij,srj->sri", tril, noise), self.head.input_dims)
+        offsets["bias"] = bias_noise @ bias_tril.T
+        return offsets
+
+    def _laplace_mean(self, num_samples: int) -> dict[str, Tensor]:
+        """The MAP sites repeated ``num_samples`` times (no precision)."""
+        names = [n for n in self.head.site_shapes() if n != "precision"]
+        return {n: getattr(self, f"map_{n}").expand(num_samples, *getattr(self, f"map_{n}").shape) for n in names}
+
     def posterior_draws(self, num_samples: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Draws of the head's parameters, sample dimension first.
 
@@ -126,6 +158,11 @@ class BayesianFusionClassifier(nn.Module):
             raise ConfigError(f"num_samples must be a positive integer; got {num_samples}.")
         if self.guide is not None:
             draws = self.guide.sample(num_samples, generator=generator)
+        elif self.inference is InferenceKind.LAPLACE:
+            mean, offsets = self._laplace_mean(num_samples), self._laplace_offsets(num_samples, generator)
+            draws = {name: mean[name] + offsets[name] for name in mean}
+            if self.head.is_ard:
+                draws["precision"] = self.map_precision.expand(num_samples, -1)
         else:
             stored = self.draws_bias.shape[0]
             device = self.draws_bias.device
@@ -151,9 +188,16 @@ class BayesianFusionClassifier(nn.Module):
         Returns:
             A `(s, n, c)` tensor, differentiable in the inputs.
         """
-        latents = self.jwae.encode(views)
-        draws = self.posterior_draws(self.bayes.posterior_samples if num_samples is None else num_samples, generator)
-        return head_logits([latents[m] for m in self.modalities], draws)
+        encoded = self.jwae.encode(views)
+        latents = [encoded[m] for m in self.modalities]
+        count = self.bayes.posterior_samples if num_samples is None else num_samples
+        if self.inference is not InferenceKind.LAPLACE:
+            return head_logits(latents, self.posterior_draws(count, generator))
+        if count < 1:
+            raise ConfigError(f"num_samples must be a positive integer; got {count}.")
+        # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
+        mean = {k: v[0] for k, v in self._laplace_mean(1).items()}
+        return linearised_logits(latents, mean, self._laplace_offsets(count, generator))
 
     def forward(self, views: Views) -> Tensor:
         """Log of the posterior-mean predictive probabilities, `(n, c)` (``bayes.posterior_samples`` draws)."""
@@ -194,5 +238,5 @@ class BayesianFusionClassifier(nn.Module):
             The count.
         """
         return sum(p.numel() for p in self.parameters()) + sum(
-            b.numel() for name, b in self.named_buffers() if name.startswith("draws_")
+            b.numel() for name, b in self.named_buffers() if name.startswith(("draws_", "map_", "laplace_"))
         )

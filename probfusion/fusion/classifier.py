@@ -38,6 +38,8 @@ class MultimodalClassifier(nn.Module):
         jwae: Encoder, decoder and jWAE loss settings.
         fusion: Fusion layer settings; the head (``fusion.head``: ``mlp`` or ``linear``) has input width
             ``fusion.fused_dim``.
+        layers: A ``(fusion layer, head)`` pair to use instead of the ones ``fusion`` names (the seed-form
+            first stage of the Bayesian kind).
 
     Example:
         >>> import torch
@@ -50,13 +52,22 @@ class MultimodalClassifier(nn.Module):
     """
 
     def __init__(
-        self, *, input_dims: Mapping[str, int], num_classes: int, jwae: JWAEConfig, fusion: FusionConfig
+        self,
+        *,
+        input_dims: Mapping[str, int],
+        num_classes: int,
+        jwae: JWAEConfig,
+        fusion: FusionConfig,
+        layers: tuple[nn.Module, nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.jwae = JointWAE(input_dims=input_dims, config=jwae)
         self.modalities: tuple[str, ...] = self.jwae.modalities
-        self.fusion = build_fusion(fusion, [jwae.latent_dim] * len(self.modalities))
-        self.head = build_head(fusion, num_classes)
+        if layers is None:
+            self.fusion = build_fusion(fusion, [jwae.latent_dim] * len(self.modalities))
+            self.head: nn.Module = build_head(fusion, num_classes)
+        else:
+            self.fusion, self.head = layers
         self.num_classes = num_classes
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:

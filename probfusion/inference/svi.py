@@ -12,7 +12,7 @@ re-expressed with the fewest components that reproduce the head's weight tensor 
 (:func:`~probfusion.fusion.rank.reexpress_components`: SVD for M = 2, CP-ALS for M >= 3); the freed components
 restart near zero, where ARD prunes them unless the data need them, and Adam's moments restart.
 
-:func:`fit_bayesian_head` is the entry point of both routes (SVI and NUTS) for a trained classifier.
+:func:`fit_bayesian_head` is the entry point of every route (SVI, NUTS, Laplace) for a trained classifier.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE, BayesianFusion
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide
 from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.fusion.rank import reexpress_components
+from probfusion.fusion.seed_lmf import SeedFormFusion
 from probfusion.inference.data import TensorData
+from probfusion.inference.laplace import PRIOR_SCALES, fit_laplace
 from probfusion.inference.mcmc import run_nuts_head
 from probfusion.inference.predictive import score_classifier
 from probfusion.options import InferenceKind, RankPrior, parse_option
@@ -121,6 +123,7 @@ def fit_svi(
     realign_until: float = 0.8,
     realign_tolerance: float = 1e-2,
     progress: Callable[[int, int], None] | None = None,
+    start: dict[str, Tensor] | None = None,
 ) -> SVIResult:
     """Fit ``guide`` to the posterior of ``model`` on fixed latents by SVI (Adam on the one-particle ELBO).
 
@@ -137,6 +140,7 @@ def fit_svi(
         realign_until: Stop re-expressing after this share of the steps.
         realign_tolerance: Relative error allowed by a re-expression.
         progress: Called with ``(steps done, steps total)`` every 50 steps and at the end.
+        start: Sites (with ``precision`` under ARD) for the guide's means; ``None`` keeps its own start.
 
     Returns:
         The ELBO history and the re-expressions made. Cost: O(steps n r (sum_m d_m + c)).
@@ -145,6 +149,9 @@ def fit_svi(
     prior_mean = float(model.prior_shape / model.prior_rate)
     generator = torch.Generator().manual_seed(seed)
     guide.initialise(generator=generator)
+    if start is not None:  # the means at the given sites; the scales keep their initial values
+        with torch.no_grad():
+            guide.loc.copy_(guide.pack({name: start[name].to(guide.loc) for name in guide.shapes}))
     total = int(labels.shape[0])
     batch = min(batch_size, total)
     loss_fn = Trace_ELBO().differentiable_loss
@@ -187,6 +194,7 @@ class BayesianFit:
         divergences: NUTS divergent transitions per chain (empty for SVI).
         val: Accuracy, NLL and Brier score of the posterior predictive on the validation split.
         seconds: Wall time of the Bayesian stage.
+        laplace_scale: Laplace: the multiplier of the prior precisions chosen on validation (``None`` otherwise).
     """
 
     model: BayesianFusionClassifier
@@ -195,6 +203,38 @@ class BayesianFit:
     divergences: list[int]
     val: dict[str, float]
     seconds: float
+    laplace_scale: float | None = None
+
+
+def seed_form_start(classifier: MultimodalClassifier, head: BayesianLowRankFusion) -> dict[str, Tensor] | None:
+    """The Bayesian head's sites at the seed-form first stage's weights, or ``None`` for another first stage.
+
+    The seed form is invariant to rescaling the M factors and Theta's column of a component by positive numbers
+    whose product is 1; the Gaussian prior is not, and prefers equal norms, so each component is balanced first
+    (every part gets the geometric mean of their norms). Under ARD the precisions start at their conditional
+    posterior mean given these weights, ``(a0 + n_i / 2) / (b0 + ||w_i||^2 / 2)``.
+
+    Args:
+        classifier: The trained first stage.
+        head: The Bayesian head whose sites are returned.
+
+    Returns:
+        ``{site: tensor}`` with the head's site names and shapes.
+    """
+    if not isinstance(classifier.fusion, SeedFormFusion):
+        return None
+    linear = classifier.head.net[-1]
+    parts = [f.detach().clone() for f in classifier.fusion.factors] + [linear.weight.detach().T.clone()]  # (r, *)
+    norms = torch.stack([p.norm(dim=-1) for p in parts]).clamp_min(1e-12)  # (M + 1, r)
+    balance = norms.log().mean(0).exp() / norms
+    parts = [p * b.unsqueeze(-1) for p, b in zip(parts, balance, strict=True)]
+    sites = {f"factor_{k}": p for k, p in enumerate(parts[:-1])}
+    sites.update(theta=parts[-1].T.contiguous(), bias=linear.bias.detach().clone())
+    if head.is_ard:
+        squared = sum(p.square().sum(-1) for p in parts)
+        size = sum(p.shape[-1] for p in parts)
+        sites["precision"] = (head.prior_shape + 0.5 * size) / (head.prior_rate + 0.5 * squared)
+    return sites
 
 
 def fit_bayesian_head(
@@ -211,8 +251,9 @@ def fit_bayesian_head(
     """Freeze the trained classifier's encoders and fit the Bayesian head on their latents (SVI or NUTS).
 
     Args:
-        classifier: The deterministic stage's classifier; its jWAE weights are copied (its LMF head is not used:
-            it has Liu's h-unit form; the Bayesian head starts from a random seed-form initialisation).
+        classifier: The deterministic stage's classifier; its jWAE weights are copied, and a seed-form first stage
+            (:class:`~probfusion.fusion.seed_lmf.SeedFormFusion`) gives the posterior its start
+            (:func:`seed_form_start`); another first stage leaves the guide's own start (SVI, NUTS).
         train: Training tensors ``{m: (N, d_m)}`` and `(N,)` labels.
         val: Validation tensors; only scored (the ELBO, not validation, decides the fit).
         fusion: ``fusion.rank`` is the maximum rank.
@@ -255,9 +296,11 @@ def fit_bayesian_head(
         if rows is None:
             rows = torch.randint(total, (REFERENCE_SIZE,), generator=generator)
         model.reference_latents.copy_(torch.stack([z[rows[:REFERENCE_SIZE].to(z.device)] for z in latents]))
+    start = seed_form_start(classifier, model.head)
     elbo: list[float] = []
     realignments: list[tuple[int, int, float]] = []
     divergences: list[int] = []
+    laplace_scale: float | None = None
     if bayes.inference is InferenceKind.SVI:
         guide = model.guide
         if guide is None:  # the constructor builds a guide for the SVI route; this guards a subclass that does not
@@ -274,8 +317,31 @@ def fit_bayesian_head(
             realign_every=bayes.realign_every if rank_prior is RankPrior.ARD else 0,
             realign_tolerance=bayes.realign_tolerance,
             progress=progress,
+            start=start,
         )
         elbo, realignments = result.elbo, result.realignments
+    elif bayes.inference is InferenceKind.LAPLACE:
+        if start is None:
+            raise ConfigError(
+                "The Laplace route starts from a seed-form first stage; got a classifier with "
+                f"{type(classifier.fusion).__name__}. Fit it with the bayes-lmf kind's own first stage."
+            )
+        fits = fit_laplace(
+            model.head,
+            latents,
+            train.labels,
+            start=start,
+            start_precision=start.get("precision", model.head.fixed_precision()),
+            rounds=bayes.laplace_rounds,
+            scales=PRIOR_SCALES,
+        )
+        chosen = []  # (validation NLL, scale, fit); the first of equal NLLs is the widest posterior
+        for scale, laplace in zip(PRIOR_SCALES, fits, strict=True):
+            model.store_laplace(laplace)
+            nll = score_classifier(model.eval(), val, num_samples=bayes.posterior_samples)["nll"]
+            chosen.append((nll, scale, laplace))
+        _, laplace_scale, laplace = min(chosen, key=lambda item: item[0])
+        model.store_laplace(laplace)
     else:
         nuts = run_nuts_head(
             model.head,
@@ -297,4 +363,5 @@ def fit_bayesian_head(
         divergences=divergences,
         val=scores,
         seconds=time.perf_counter() - started,
+        laplace_scale=laplace_scale,
     )

@@ -1,12 +1,14 @@
 """Model kind ``bayes-lmf``: LMF with Bayesian rank factors (``--rank-prior gaussian`` or ``ard``).
 
-Stage one trains the deterministic LMF (encoders, factors, head) with cross-entropy plus the jWAE loss; stage
-two freezes the encoders and fits the posterior of the seed-form LMF head by SVI or NUTS
-(:func:`~probfusion.inference.svi.fit_bayesian_head`).
+Stage one trains the encoders and a deterministic head under cross-entropy plus the jWAE loss: Liu's LMF for SVI
+and NUTS, the seed-form LMF itself (:class:`SeedFormFusion` then a linear map: the Bayesian head at one parameter
+set) for Laplace, whose posterior is centred at those weights. Stage two freezes the encoders and fits the
+posterior of the seed-form head (:func:`~probfusion.inference.svi.fit_bayesian_head`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from torch import nn
@@ -14,13 +16,32 @@ from torch import nn
 from probfusion.config import RunConfig
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
+from probfusion.fusion.heads import ClassifierHead
+from probfusion.fusion.seed_lmf import SeedFormFusion
 from probfusion.inference.data import TensorData
 from probfusion.inference.svi import fit_bayesian_head
 from probfusion.models._deterministic import build_classifier
 from probfusion.models.registry import BAYES_LMF, ModelSpec, StageResult
+from probfusion.options import HeadKind, InferenceKind, RankPrior
 from probfusion.seeding import make_generator
 
 __all__ = ["SPEC"]
+
+
+def _build(config: RunConfig, dims: Mapping[str, int], num_classes: int) -> MultimodalClassifier:
+    """Stage one: the encoders with the seed-form head (Laplace) or with Liu's LMF (SVI, NUTS, as before).
+
+    The seed-form head is r components then a linear map to the c logits; its weights become the posterior's mean.
+    """
+    if config.bayes.inference is not InferenceKind.LAPLACE:
+        return build_classifier(config, dims, num_classes)
+    rank = int(config.fusion.rank)  # resolved before any build
+    fusion = SeedFormFusion(input_dims=[int(config.jwae.latent_dim)] * len(dims), rank=rank)
+    head = ClassifierHead(fused_dim=rank, num_classes=num_classes, kind=HeadKind.LINEAR)
+    stage = dataclasses.replace(config.fusion, rank_prior=RankPrior.NONE)
+    return MultimodalClassifier(
+        input_dims=dims, num_classes=num_classes, jwae=config.jwae, fusion=stage, layers=(fusion, head)
+    )
 
 
 def _load(config: RunConfig, dims: Mapping[str, int], num_classes: int, num_train: int = 0) -> nn.Module:
@@ -56,6 +77,7 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
         inference=config.bayes.inference.value,
         elbo_final=bayes.elbo[-1] if bayes.elbo else None,
         bayes_seconds=bayes.seconds,
+        laplace_prior_scale=bayes.laplace_scale,
     )
     return StageResult(bayes.model, config.bayes.posterior_samples, extra)
 
@@ -63,7 +85,7 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
 SPEC = ModelSpec(
     name=BAYES_LMF,
     summary="LMF whose rank factors have a Gaussian or ARD prior; posterior by SVI or NUTS on frozen encoders.",
-    build=build_classifier,
+    build=_build,
     load=_load,
     second_stage=_posterior,
 )

@@ -123,7 +123,7 @@ def test_bad_options_are_rejected_with_a_clear_message():
     with pytest.raises(ConfigError, match="activity_threshold"):
         BayesConfig(activity_threshold=1.5)
     with pytest.raises(ConfigError, match="inference"):
-        BayesConfig(inference="laplace")
+        BayesConfig(inference="expectation-propagation")
     model = _fitted(dims).model
     with pytest.raises(ConfigError, match="num_samples"):
         model.predictive_logits(_data(dims).views, 0)
