@@ -9,7 +9,7 @@ Why the re-expression: under a mean-field guide, rank components settle as redun
 (each explains part of the same CP term) and ARD keeps 4-8 of them "active" when the truth is 2, however long it
 trains. Every ``realign_every`` steps (during the first ``realign_until`` share of the run) the guide's means are
 re-expressed with the fewest components that reproduce the head's weight tensor to ``realign_tolerance``
-(:func:`~probfusion.fusion.rank.reexpress_components`: SVD for M = 2, CP-ALS for M >= 3); the freed components
+(:func:`~probfusion.fusion.reexpression.reexpress_components`: SVD for M = 2, CP-ALS for M >= 3); the freed components
 restart near zero, where ARD prunes them unless the data need them, and Adam's moments restart.
 
 :func:`fit_bayesian_head` is the entry point of both routes (SVI and NUTS) for a trained classifier.
@@ -31,7 +31,7 @@ from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE, BayesianFusionClassifier
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide
 from probfusion.fusion.classifier import MultimodalClassifier
-from probfusion.fusion.rank import reexpress_components
+from probfusion.fusion.reexpression import reexpress_components
 from probfusion.inference.data import TensorData
 from probfusion.inference.mcmc import run_nuts_head
 from probfusion.inference.predictive import score_classifier
