@@ -5,7 +5,7 @@ import torch
 from probfusion.config import SyntheticConfig
 from probfusion.data.synthetic import make_planted_interaction
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
-from probfusion.fusion.rank import summarise_rank, variance_shares
+from probfusion.fusion.rank import read_components, summarise_rank
 from probfusion.inference.svi import fit_svi, realign_guide
 
 
@@ -38,15 +38,15 @@ def test_planted_cp_rank_two_is_recovered_at_max_rank_eight():
     latents, labels = _planted(rank=2)
     _, guide, result = _fit(latents, labels, max_rank=8, steps=1500)
     draws = guide.sample(200, generator=torch.Generator().manual_seed(0))
-    shares = variance_shares(component_activations(latents, draws), draws["theta"])
+    readout = read_components(component_activations(latents, draws), draws["theta"], threshold=0.005)
     # Planted shares for seed 0 are 0.989 / 0.011: the weak component is real and sits above 0.005.
-    summary = summarise_rank(shares, draws["precision"], threshold=0.005)
+    summary = summarise_rank(readout.shares, draws["precision"], threshold=0.005, readout=readout)
     assert summary["effective_rank"] == 2
     assert summary["effective_rank_interval"] == [2, 2]
     assert result.realignments
     assert result.realignments[-1][1] == 2
-    # The two kept components hold the variance; the six others under 0.5% each.
-    assert sorted(c["variance_share"] for c in summary["components"])[-3] < 0.005
+    # The two kept components hold the variance; removing any of the six others moves it by under 0.5%.
+    assert sorted(c["removal_share"] for c in summary["components"])[-3] < 0.005
     accuracy = (head_logits(latents, draws).softmax(-1).mean(0).argmax(-1) == labels).double().mean()
     assert accuracy > 0.9  # labels are 10% noisy in logit units; a rank-2 fit gets ~95%
 
