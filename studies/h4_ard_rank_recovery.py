@@ -5,7 +5,7 @@ posterior draws of the number of components, collinear ones merged, whose remova
 ``activity_threshold`` of the logits' variance: :func:`~probfusion.fusion.rank.read_components`)
 equals the planted CP rank r* in at least 90% of runs, for r* in {1, 2, 3, 4, 6} and M = 2 and 3 modalities.
 
-Part A fits the Bayesian head (SVI, mean-field, periodic re-expression) directly on the synthetic features,
+Part A fits the Bayesian head (SVI, mean-field, no re-expression by default) directly on the synthetic features,
 used as the latents: a nonlinear encoder would change the interaction's CP rank, so the planted rank is only
 the ground truth for the head on the planted features. Part B runs the full pipeline on av-digits (held-out
 speaker split) and mfeat: the public ``fit`` trains jWAE + deterministic LMF at rank 16, then
@@ -69,7 +69,6 @@ def synthetic_run(rank: int, modalities: int, seed: int, *, smoke: bool, bayes: 
         batch_size=bayes.batch_size,
         seed=seed,
         realign_every=bayes.realign_every,
-        realign_tolerance=bayes.realign_tolerance,
     )
     seconds = time.perf_counter() - started
     with torch.no_grad():

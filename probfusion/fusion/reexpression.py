@@ -1,9 +1,14 @@
-r"""Function-preserving re-expressions of a seed-form LMF head's rank components.
+r"""Re-expressions of a seed-form LMF head's rank components: the exact gauge, and the point refit.
 
-**Re-expression.** A mean-field posterior lets components become redundant copies, which ARD then cannot prune.
-The weight tensor :math:`\mathcal T = \sum_i \Theta^c_{:, i} \otimes w_1^{(i)} \otimes \cdots \otimes w_M^{(i)}`
-(c x (d_1 + 1) x ... x (d_M + 1), Theta centred over classes) defines the predictive probabilities; we refit it
-with the fewest components that reproduce it to a relative Frobenius error ``tolerance``:
+**Exact gauge** (:func:`canonical_gauge`). Permuting the components, and rescaling the M factor rows and the
+Theta column of one component by positive numbers with product 1, leaves every parameter set's function
+unchanged; applied alike to a Gaussian guide's loc, scales and covariance-factor rows it maps q onto itself
+(:func:`~probfusion.inference.svi.realign_guide`).
+
+**Point refit** (:func:`reexpress_components`). The weight tensor of one parameter set,
+:math:`\mathcal T = \sum_i \Theta^c_{:, i} \otimes w_1^{(i)} \otimes \cdots \otimes w_M^{(i)}`
+(c x (d_1 + 1) x ... x (d_M + 1), Theta centred over classes), refitted with the fewest components that
+reproduce it to a relative Frobenius error ``tolerance``:
 
 * M = 2 with a rank-one class mode (always so for two classes): exactly, by the SVD of the one bilinear map
   :math:`B = W_1^\top \mathrm{diag}(\sigma q) W_2` (Theta^c = sigma p q^T), each singular triple becoming a
@@ -11,8 +16,11 @@ with the fewest components that reproduce it to a relative Frobenius error ``tol
 * otherwise (M >= 3, or M = 2 with c > 2): CP-ALS on :math:`\mathcal T` for k = 1, 2, ... components, run on the
   CP form itself (Gram matrices only, never the dense tensor, so M = 6 views cost O(r^2 sum_m d_m) per sweep).
 
-Reference: T. G. Kolda, B. W. Bader, "Tensor Decompositions and Applications", SIAM Review 2009 (CP-ALS);
-Zhao, Zhang, Cichocki, "Bayesian CP factorization ... with automatic rank determination", TPAMI 2015.
+It keeps the function of that one parameter set (e.g. a posterior mean), not a posterior: it mixes
+components, which a mean-field or low-rank Gaussian cannot follow, so it is not applied to guides (mapping a
+guide's means alone moved its posterior predictive by up to 0.3).
+
+Reference: T. G. Kolda, B. W. Bader, "Tensor Decompositions and Applications", SIAM Review 2009 (CP-ALS).
 """
 
 from __future__ import annotations
@@ -23,7 +31,57 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Reexpression", "reexpress_components"]
+__all__ = ["ComponentGauge", "Reexpression", "canonical_gauge", "reexpress_components"]
+
+
+@dataclass(frozen=True)
+class ComponentGauge:
+    """An exact re-expression of the head: a permutation of its components and a positive rescaling within each.
+
+    Attributes:
+        order: `(r,)` indices: new component k is old component ``order[k]``.
+        scales: M + 1 tensors `(r,)`, per new component: the factor of modality m (then Theta's column) is
+            multiplied by ``scales[m]``; the M + 1 scales of a component multiply to 1.
+    """
+
+    order: Tensor
+    scales: list[Tensor]
+
+
+@torch.no_grad()
+def canonical_gauge(factors: Sequence[Tensor], theta: Tensor) -> ComponentGauge:
+    r"""Components sorted by weight, and each component's M factor rows and Theta column brought to equal norms.
+
+    Component i's term of the weight tensor is :math:`\Theta_{:, i} \otimes w_1^{(i)} \otimes \cdots \otimes
+    w_M^{(i)}`; multiplying its M + 1 vectors by positive scales with product 1 leaves the term unchanged, and
+    reordering the terms leaves their sum unchanged, so the head computes the same function for every
+    parameter set mapped this way (:func:`~probfusion.inference.svi.realign_guide` maps the whole variational
+    posterior with it). The weight is :math:`\|\Theta^c_{:, i}\| \prod_m \|w_m^{(i)}\|` (Theta centred over
+    classes); each vector's norm becomes the geometric mean of the M + 1 norms (a component with a zero vector
+    keeps its scales).
+
+    Args:
+        factors: M tensors `(r, d_m + 1)`, the factor rows w_m^(i) (e.g. the guide's means).
+        theta: A `(c, r)` tensor of output weights.
+
+    Returns:
+        The gauge.
+
+    Example:
+        >>> factors = [torch.tensor([[1.0, 0.0], [0.0, 9.0]])]  # row norms 1 and 9
+        >>> gauge = canonical_gauge(factors, torch.tensor([[4.0, 1.0], [0.0, 0.0]]))  # column norms 4 and 1
+        >>> gauge.order.tolist(), [[round(v, 4) for v in s.tolist()] for s in gauge.scales]
+        ([1, 0], [[0.3333, 2.0], [3.0, 0.5]])
+    """
+    norms = torch.stack([*(f.norm(dim=-1) for f in factors), theta.norm(dim=0)])  # (M + 1, r)
+    centred = theta - theta.mean(dim=0, keepdim=True)
+    weight = norms[:-1].prod(dim=0) * centred.norm(dim=0)
+    order = weight.argsort(descending=True, stable=True)
+    norms = norms[:, order].double()
+    tiny = torch.finfo(norms.dtype).tiny
+    geometric = norms.clamp_min(tiny).log().mean(dim=0).exp()
+    scales = torch.where((norms > 0).all(dim=0), geometric / norms.clamp_min(tiny), 1.0).to(theta.dtype)
+    return ComponentGauge(order, list(scales))
 
 
 @dataclass(frozen=True)
@@ -104,7 +162,9 @@ def reexpress_components(
     iterations: int = 100,
     generator: torch.Generator | None = None,
 ) -> Reexpression:
-    """Re-express the head with the fewest components that keep its probabilities to ``tolerance``.
+    """Re-express one parameter set with the fewest components that keep its probabilities to ``tolerance``.
+
+    A point re-expression (see the module docstring): not a map of a posterior.
 
     Args:
         factors: M tensors `(r, d_m + 1)`, the factor rows w_m^(i).

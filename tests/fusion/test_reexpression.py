@@ -1,10 +1,10 @@
-"""The function-preserving re-expression (SVD for M = 2, CP-ALS for M >= 3)."""
+"""Re-expressions of the head's components: the exact gauge, and the point refit (SVD for M = 2, CP-ALS)."""
 
 import pytest
 import torch
 
 from probfusion.fusion.bayesian_lmf import head_logits
-from probfusion.fusion.reexpression import reexpress_components
+from probfusion.fusion.reexpression import canonical_gauge, reexpress_components
 
 
 def _redundant_head(dims, classes, true_rank, copies, generator):
@@ -72,3 +72,19 @@ def test_cp_refit_keeps_everything_when_no_smaller_rank_fits():
     result = reexpress_components(factors, theta, tolerance=1e-6)
     assert result.rank == 3
     assert result.relative_error == 0.0
+
+
+def test_canonical_gauge_keeps_the_function_sorts_and_balances():
+    g = torch.Generator().manual_seed(5)
+    factors = [torch.randn(4, d + 1, generator=g, dtype=torch.float64) for d in (3, 2)]
+    factors = [f * torch.rand(4, 1, generator=g, dtype=torch.float64) for f in factors]
+    theta = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    gauge = canonical_gauge(factors, theta)
+    new = [f[gauge.order] * s.unsqueeze(-1) for f, s in zip(factors, gauge.scales, strict=False)]
+    new_theta = theta[:, gauge.order] * gauge.scales[-1]
+    latents = [torch.randn(20, d, generator=g, dtype=torch.float64) for d in (3, 2)]
+    bias = torch.zeros(3, dtype=torch.float64)
+    assert torch.allclose(_probs(latents, factors, theta, bias), _probs(latents, new, new_theta, bias), atol=1e-12)
+    assert torch.allclose(torch.stack(gauge.scales).prod(0), torch.ones(4, dtype=torch.float64))
+    weight = torch.stack([f.norm(dim=-1) for f in new]).prod(0) * (new_theta - new_theta.mean(0)).norm(dim=0)
+    assert torch.equal(weight.argsort(descending=True), torch.arange(4))
