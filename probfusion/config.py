@@ -393,12 +393,15 @@ class BayesConfig(_JSONConfig):
         num_draws: NUTS draws per chain.
         num_chains: NUTS chains.
         batch_size: SVI minibatch size (the likelihood is scaled to the full training set).
-        realign_every: SVI steps between function-preserving re-expressions of the rank components (0: never).
-        realign_tolerance: Relative error of the head's weight tensor that a re-expression may introduce.
-        activity_threshold: A component is active in a posterior draw when its share of the logits' variance
-            exceeds this.
+        realign_every: SVI steps between exact re-expressions of the guide (components sorted by weight; q and
+            the predictive unchanged; 0: never). Off by default: measured, it does not help the fit.
+        activity_threshold: A component (merged with any components collinear with it) is active in a posterior
+            draw when removing it moves more than this share of the logits' variance.
         laplace_rounds: Laplace: at most this many fixed-point updates of the ARD precisions (evidence).
     """
+
+    # The re-expression no longer refits components to a tolerance (it is exact); older configs carry the key.
+    _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"realign_tolerance"})
 
     inference: InferenceKind = InferenceKind.SVI
     guide: GuideKind = GuideKind.MEAN_FIELD
@@ -412,8 +415,7 @@ class BayesConfig(_JSONConfig):
     num_draws: int = 200
     num_chains: int = 2
     batch_size: int = 256
-    realign_every: int = 100
-    realign_tolerance: float = 0.02
+    realign_every: int = 0
     activity_threshold: float = 0.005
     laplace_rounds: int = 50
 
@@ -432,7 +434,6 @@ class BayesConfig(_JSONConfig):
             num_draws=self.num_draws,
             num_chains=self.num_chains,
             batch_size=self.batch_size,
-            realign_tolerance=self.realign_tolerance,
             laplace_rounds=self.laplace_rounds,
         )
         _check_non_negative("BayesConfig", realign_every=self.realign_every)

@@ -89,7 +89,6 @@ def synthetic_run(rank: int, modalities: int, seed: int, *, smoke: bool, bayes: 
         batch_size=bayes.batch_size,
         seed=seed,
         realign_every=bayes.realign_every,
-        realign_tolerance=bayes.realign_tolerance,
     )
     with torch.no_grad():
         draws = guide.sample(bayes.posterior_samples, generator=torch.Generator().manual_seed(seed))

@@ -26,14 +26,17 @@ Shapley effect, :math:`\phi_m = \sum_{S \ni m} \tau_S / |S|` with the Sobol indi
 :math:`\tau_S = \prod_{k \in S} \sigma_k^2 \prod_{k \notin S} \mu_k^2`; with dependent (aligned) latents a
 share can fall slightly outside [0, 1], and the shares still sum to one.
 
-**Component shares** are :func:`~probfusion.fusion.rank.variance_shares`: component i's share of the class-centred
-logits' variance, :math:`\mathrm{Var}_n(a_i) \|\Theta^c_{:, i}\|^2 / \sum_j (\cdot)`. Their product with the
-modality shares is a (component, modality) table that sums to one.
+**Component shares** are :func:`~probfusion.fusion.rank.variance_shares`: component i's Shapley share of the
+class-centred logits' variance, :math:`\mathrm{Cov}_n(g_i, \sum_j g_j) / \mathrm{Var}_n(\sum_j g_j)` with
+:math:`g_i = a_i \Theta^c_{:, i}` (covariances between components included: two copies split one share, a
+component and its negative get nothing). They sum to one, so their product with the modality shares is a
+(component, modality) table that sums to one.
 
 **Removal.** Setting column i of Theta to zero subtracts exactly :math:`a_i(z) \Theta_{:, i}` from every logit
 (the seed form has no other path from component i to the output), so the class-centred variance of the change
-is :math:`\mathrm{Var}_n(a_i)\|\Theta^c_{:, i}\|^2`: the removal moves the logits by the component's share. What
-it does to predictions (total variation of the predictive, argmax flips, accuracy) is measured, not implied.
+is :math:`\mathrm{Var}_n(a_i)\|\Theta^c_{:, i}\|^2` (normalised over components in ``logit_variance_share``;
+equal to the Shapley share only for uncorrelated components). What it does to predictions (total variation of
+the predictive, argmax flips, accuracy) is measured, not implied.
 
 For a deterministic LMF (Liu's h-unit form, ``(r, h, d_m + 1)`` factors followed by ReLU and a linear head) the
 same decomposition runs per fused unit and is summed over the h units of each component; component shares are
@@ -123,7 +126,8 @@ class Attribution:
 
     Attributes:
         modalities: Modality names, in order.
-        component_share: A `(s, r)` tensor: each component's share of the output variance (sums to 1 over r).
+        component_share: A `(s, r)` tensor: each component's Shapley share of the output variance (sums to 1
+            over r; negative for a component that cancels part of the others).
         modality_share: A `(s, r, M)` tensor: each modality's share of component i's variance (sums to 1 over M;
             0 for a component that is constant on the reference latents).
     """

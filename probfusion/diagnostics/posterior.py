@@ -8,7 +8,10 @@ sampled, ``(chain, draw)``, and R-hat and ESS apply. Both are vectorised over dr
 ``posterior(run)`` holds, besides the raw sites (whose component labels are arbitrary: permuting components
 or flipping two of a component's factor signs leaves the likelihood unchanged), the label-invariant
 quantities that diagnostics should use: precisions and variance shares sorted by share per draw, the
-effective rank, and the per-(component, modality) attributions of :mod:`probfusion.diagnostics.attribution`.
+effective rank (:func:`~probfusion.fusion.rank.read_components`: collinear components merged), and the
+per-(component, modality) attributions of :mod:`probfusion.diagnostics.attribution`. Per-index summaries of a
+NUTS run (:func:`effective_rank_from_posterior`'s ``components``) are sorted within each draw, since chains may
+label the components differently.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from probfusion.diagnostics.attribution import attribution_from_draws
 from probfusion.diagnostics.inference_data import build_inference_data
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
-from probfusion.fusion.bayesian_lmf import head_logits
-from probfusion.fusion.rank import summarise_rank
+from probfusion.fusion.bayesian_lmf import component_activations, head_logits
+from probfusion.fusion.rank import ComponentReadout, read_components, summarise_rank
 from probfusion.options import InferenceKind
 
 __all__ = [
@@ -146,17 +149,22 @@ def pointwise_log_likelihood(latents: list[Tensor], labels: Tensor, draws: dict[
 
 
 def _label_invariant(model: BayesianFusionClassifier, draws: dict[str, Tensor], modalities: tuple[str, ...]) -> dict:
-    """Sorted precisions and shares, effective rank and attributions per draw (flat `(s, ...)`)."""
+    """Sorted precisions and shares, effective rank, component groups and attributions per draw (flat `(s, ...)`)."""
     reference = list(model.reference_latents)
     attribution = attribution_from_draws(reference, draws, modalities)
     shares = attribution.component_share
+    readout = read_components(
+        component_activations(reference, draws), draws["theta"], threshold=model.bayes.activity_threshold
+    )
     order = shares.argsort(dim=-1, descending=True)
-    active = (shares > model.bayes.activity_threshold).sum(-1)
     return {
         "sorted_precision": draws["precision"].double().gather(-1, order),
         "sorted_variance_share": shares.gather(-1, order),
-        "effective_rank": active,
+        "effective_rank": readout.rank,
         "variance_share": shares,
+        "removal_share": readout.removal_shares.double(),
+        "leader": readout.leader,
+        "active": readout.active.to(torch.int8),
         "modality_share": attribution.modality_share,
     }
 
@@ -173,7 +181,8 @@ def posterior(
     Groups: ``posterior`` with the sites ``precision`` (component), ``factor`` (modality, component,
     latent_coord), ``theta`` (output, component), ``bias`` (output) and the label-invariant
     ``sorted_precision`` and ``sorted_variance_share`` (rank_order), ``effective_rank`` (scalar),
-    ``variance_share`` (component), ``modality_share`` (component, modality); ``log_likelihood`` and
+    ``variance_share`` (Shapley), ``removal_share``, ``leader`` (the component whose collinear group it joined)
+    and ``active`` (0/1), all (component), ``modality_share`` (component, modality); ``log_likelihood`` and
     ``observed_data`` (``y``, dim ``obs``) on ``log_likelihood_split`` (the training split by default: the data
     the posterior is conditioned on, as LOO needs), unless it is ``None``.
 
@@ -218,6 +227,9 @@ def posterior(
         "sorted_precision": ["rank_order"],
         "sorted_variance_share": ["rank_order"],
         "variance_share": ["component"],
+        "removal_share": ["component"],
+        "leader": ["component"],
+        "active": ["component"],
         "modality_share": ["component", "modality"],
         "y": ["obs"],
     }
@@ -259,21 +271,34 @@ def draws_from_posterior(idata: az.InferenceData) -> PosteriorDraws:
 
 
 def effective_rank_from_posterior(idata: az.InferenceData, *, interval: float = 0.9) -> dict:
-    """The effective rank's posterior read from :func:`posterior`'s ``variance_share`` and ``precision``.
+    """The effective rank's posterior read from :func:`posterior`'s component read-out and ``precision``.
 
     Args:
         idata: From :func:`posterior`.
         interval: Probability mass of the interval.
 
     Returns:
-        :func:`probfusion.fusion.rank.summarise_rank`'s dict, plus ``num_draws``.
+        :func:`probfusion.fusion.rank.summarise_rank`'s dict, plus ``num_draws``; for a NUTS run the
+        ``components`` table is sorted within each draw (``component_order``).
     """
     post = idata.posterior
     rank = post.sizes["component"]
-    shares = torch.tensor(post["variance_share"].values).reshape(-1, rank)
-    precision = torch.tensor(post["precision"].values).reshape(-1, rank)
-    summary = summarise_rank(shares, precision, threshold=float(post.attrs["activity_threshold"]), interval=interval)
-    summary["num_draws"] = int(shares.shape[0])
+
+    def flat(name: str) -> Tensor:
+        return torch.tensor(post[name].values).reshape(-1, rank)
+
+    readout = ComponentReadout(
+        flat("variance_share"), flat("leader").long(), flat("removal_share"), flat("active").bool()
+    )
+    summary = summarise_rank(
+        readout.shares,
+        flat("precision"),
+        threshold=float(post.attrs["activity_threshold"]),
+        interval=interval,
+        readout=readout,
+        sort_within_draw=post.attrs["inference"] == InferenceKind.NUTS.value,
+    )
+    summary["num_draws"] = int(readout.shares.shape[0])
     return summary
 
 

@@ -13,7 +13,7 @@ from probfusion.config import BayesConfig, FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
-from probfusion.fusion.rank import summarise_rank, variance_shares
+from probfusion.fusion.rank import read_components, summarise_rank
 from probfusion.inference.laplace import LaplaceFit, linearised_logits, sites_from_components
 from probfusion.options import InferenceKind, RankPrior, parse_option
 
@@ -208,15 +208,29 @@ class BayesianFusionClassifier(nn.Module):
     def rank_summary(self, num_samples: int | None = None, generator: torch.Generator | None = None) -> dict[str, Any]:
         """The effective rank read off the posterior (on the stored reference training latents).
 
+        Per draw, :func:`~probfusion.fusion.rank.read_components`: collinear components merged, a group active
+        when removing it moves more than ``bayes.activity_threshold`` of the logits' variance.
+
         Returns:
             ``effective_rank`` (posterior median), ``effective_rank_interval`` (90% equal-tailed, [lo, hi]),
             ``effective_rank_distribution`` (probabilities of 0..r), ``components`` (one dict per component:
-            ``precision_mean``, ``activity_probability``, ``variance_share``), ``sorted_variance_shares`` and
-            ``sorted_precisions`` (label-invariant: per draw sorted by share, then averaged), ``threshold``.
+            ``precision_mean``, ``activity_probability``, ``variance_share`` (Shapley), ``removal_share``,
+            ``merged_probability``), ``component_order``, ``sorted_variance_shares`` and ``sorted_precisions``
+            (label-invariant: per draw sorted by share, then averaged), ``threshold``. For NUTS the
+            ``components`` table is sorted within each draw (entry k: the k-th component of each draw, active
+            ones first), since each chain may label the components differently; for SVI it is in index order.
         """
         draws = self.posterior_draws(self.bayes.posterior_samples if num_samples is None else num_samples, generator)
-        shares = variance_shares(component_activations(list(self.reference_latents), draws), draws["theta"])
-        summary = summarise_rank(shares, draws["precision"], threshold=self.bayes.activity_threshold)
+        activations = component_activations(list(self.reference_latents), draws)
+        readout = read_components(activations, draws["theta"], threshold=self.bayes.activity_threshold)
+        shares = readout.shares
+        summary = summarise_rank(
+            shares,
+            draws["precision"],
+            threshold=self.bayes.activity_threshold,
+            readout=readout,
+            sort_within_draw=self.inference is InferenceKind.NUTS,
+        )
         order = shares.argsort(dim=-1, descending=True)
         summary["sorted_variance_shares"] = shares.gather(-1, order).mean(0).tolist()
         summary["sorted_precisions"] = draws["precision"].gather(-1, order).mean(0).tolist()

@@ -17,7 +17,7 @@ from probfusion.diagnostics.attribution import (
 from probfusion.fusion.bayesian_lmf import component_activations, head_logits
 from probfusion.fusion.heads import ClassifierHead
 from probfusion.fusion.lmf import LowRankFusion
-from probfusion.fusion.rank import variance_shares
+from probfusion.fusion.rank import contribution_covariance, variance_shares
 
 
 def _brute_force_shapley(p: torch.Tensor) -> torch.Tensor:
@@ -102,7 +102,8 @@ def test_removing_a_component_changes_the_logits_by_its_contribution_and_its_sha
         removed["theta"][..., i] = 0.0
         assert torch.allclose(head_logits(latents, removed) - logits, -contributions[..., i, :], atol=1e-5)
     ablation = ablation_from_draws(latents, draws, torch.zeros(40, dtype=torch.long))
-    expected = variance_shares(component_activations(latents, draws), draws["theta"]).double().mean(0)
+    own = contribution_covariance(component_activations(latents, draws), draws["theta"]).diagonal(dim1=-2, dim2=-1)
+    expected = (own / own.sum(-1, keepdim=True)).double().mean(0)  # removal variance, no cross terms
     assert torch.allclose(ablation.logit_variance_share, expected, atol=1e-6)
     assert ablation.logit_variance_share.sum() == pytest.approx(1.0)
     assert ((ablation.flip_rate >= 0) & (ablation.flip_rate <= 1)).all()

@@ -21,6 +21,8 @@ from probfusion.diagnostics.components import attribution_from_posterior, refere
 from probfusion.diagnostics.posterior import draws_from_posterior, effective_rank_from_posterior
 from probfusion.errors import CheckpointError, ConfigError
 from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE
+from probfusion.fusion.bayesian_lmf import component_activations
+from probfusion.fusion.rank import contribution_covariance
 
 
 def test_svi_posterior_has_the_documented_groups_dims_and_shapes(runs):
@@ -90,18 +92,24 @@ def test_runs_without_rank_components_are_a_clear_error(runs):
         component_attributions(runs["tfn"])
 
 
-def test_bayesian_ablation_shares_match_the_attribution_component_shares(runs):
+def test_bayesian_ablation_shares_are_the_own_variance_and_component_shares_add_covariances(runs):
     run = load_run(runs["svi"])
     attribution = component_attributions(run, num_draws=30, seed=2)
-    shares = attribution.component_share.mean(0)
-    # On the same rows, the removal's logit-variance share IS the component share (see attribution's docstring).
     draws = draw_posterior(run, num_draws=30, seed=2).flat()
-    same_rows = ablation_from_draws(list(run.model.reference_latents), draws)
-    torch.testing.assert_close(same_rows.logit_variance_share, shares, rtol=0, atol=1e-6)
+    reference = list(run.model.reference_latents)
+    covariance = contribution_covariance(component_activations(reference, draws), draws["theta"]).double()
+    own = covariance.diagonal(dim1=-2, dim2=-1)
+    # On the same rows, the removal's logit-variance share is the component's own variance over their sum;
+    # the (Shapley) component share adds its covariances with the others (see attribution's docstring).
+    same_rows = ablation_from_draws(reference, draws)
+    expected = (own / own.sum(-1, keepdim=True)).mean(0)
+    torch.testing.assert_close(same_rows.logit_variance_share, expected, atol=1e-6, rtol=0)
+    shapley = covariance.sum(-1) / covariance.sum((-1, -2)).unsqueeze(-1)
+    torch.testing.assert_close(attribution.component_share, shapley, atol=1e-6, rtol=0)
     # On the training split (the reference rows are a resample of it) they agree up to resampling noise.
     ablation = component_ablation(run, split="train", num_draws=30, seed=2)
     assert ablation.logit_variance_share.sum() == pytest.approx(1.0)
-    torch.testing.assert_close(ablation.logit_variance_share, shares, rtol=0, atol=0.02)
+    torch.testing.assert_close(ablation.logit_variance_share, same_rows.logit_variance_share, rtol=0, atol=0.02)
 
 
 def test_deterministic_reference_rows_are_a_seeded_sample_of_every_class(runs, monkeypatch):
