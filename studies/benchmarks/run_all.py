@@ -173,7 +173,7 @@ def _rows(s: dict) -> list[list[str]]:
             rows.append(
                 [
                     "MKL at the largest n",
-                    "joint on unprojected factors: wall s (CPU s); max |beta diff| to it: projected, one-vs-rest",
+                    "joint on unprojected factors: wall s (CPU s); max abs beta diff to it: projected, one-vs-rest",
                     f"{exact:.1f} ({mkl['joint_exact_cpu_seconds_at_largest_n']:.1f}); "
                     f"{mkl['joint_max_beta_difference_to_exact']:.3f}, {mkl['ovr_max_beta_difference_to_exact']:.3f}",
                     "-",
