@@ -33,6 +33,7 @@ from probfusion.options import (
     LabelScheme,
     LMFInit,
     MKLFormulation,
+    MKLMulticlass,
     PriorPenalty,
     RankPrior,
     ShiftKind,
@@ -452,6 +453,12 @@ class GPMKLConfig(_JSONConfig):
         kernel: Per-modality kernel.
         features: Kernels on the jWAE latents or on the standardised inputs.
         formulation: The convex problem that sets the kernel weights.
+        multiclass: Lanckriet with more than two classes: ``joint`` solves one problem whose one-vs-rest SVM
+            duals share the kernel weights; ``one-vs-rest`` solves one problem per class and averages the weights
+            (the behaviour before ``multiclass`` existed, and what a stored config without the field loads as).
+        basis_rank: Joint multi-class only: the factors are projected on this many leading left singular vectors
+            of their concatenation (cost c n q^2 per interior-point iteration instead of c n (M k)^2); ``None``
+            solves on the factors as they are.
         svm_c: Box constraint C of the SVM dual inside the MKL problem.
         max_exact_points: Up to this many training points the GP is exact; above, variational with inducing points.
         num_inducing: Inducing points of the variational GP.
@@ -465,9 +472,14 @@ class GPMKLConfig(_JSONConfig):
             many training points (O(c p^3) per step instead of O(c N^3)); the posterior uses all N.
     """
 
+    # A stored config from before the joint solver loads with the per-class problems it was fitted with.
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"multiclass": MKLMulticlass.ONE_VS_REST, "basis_rank": None}
+
     kernel: KernelKind = KernelKind.RBF
     features: KernelFeatures = KernelFeatures.LATENT
     formulation: MKLFormulation = MKLFormulation.LANCKRIET
+    multiclass: MKLMulticlass = MKLMulticlass.JOINT
+    basis_rank: int | None = 64
     svm_c: float = 1.0
     max_exact_points: int = 3000
     num_inducing: int = 256
@@ -482,6 +494,12 @@ class GPMKLConfig(_JSONConfig):
         object.__setattr__(self, "kernel", parse_option(self.kernel, KernelKind, name="kernel"))
         object.__setattr__(self, "features", parse_option(self.features, KernelFeatures, name="kernel features"))
         object.__setattr__(self, "formulation", parse_option(self.formulation, MKLFormulation, name="MKL formulation"))
+        object.__setattr__(self, "multiclass", parse_option(self.multiclass, MKLMulticlass, name="MKL multi-class"))
+        if self.basis_rank is not None and not (isinstance(self.basis_rank, int) and self.basis_rank > 0):
+            raise ConfigError(
+                "GPMKLConfig.basis_rank must be a positive integer, or None for no projection; "
+                f"got {self.basis_rank!r}."
+            )
         _check_positive(
             "GPMKLConfig",
             svm_c=self.svm_c,

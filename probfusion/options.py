@@ -26,6 +26,7 @@ __all__ = [
     "LMFInit",
     "LabelScheme",
     "MKLFormulation",
+    "MKLMulticlass",
     "PredictImputation",
     "PriorPenalty",
     "RankPrior",
@@ -147,6 +148,15 @@ class MKLFormulation(StrEnum):
     """The QCQP dual of Lanckriet et al. (2004), solved through low-rank kernel factors as cone constraints."""
     ALIGNMENT = "alignment"
     """Centred kernel-target alignment (a cheaper QP for large n)."""
+
+
+class MKLMulticlass(StrEnum):
+    """How the Lanckriet MKL problem treats more than two classes (two classes are always one binary problem)."""
+
+    JOINT = "joint"
+    """One convex problem for all classes: the one-vs-rest SVM duals coupled through one set of kernel weights."""
+    ONE_VS_REST = "one-vs-rest"
+    """One binary problem per class, solved separately, weights averaged (the earlier behaviour; for comparison)."""
 
 
 class AttackKind(StrEnum):

@@ -128,7 +128,14 @@ def fit_gp_mkl(
         kernel_factor(b, kind=config.kernel, scale=s, max_rank=config.factor_rank, generator=generator)
         for b, s in zip(blocks, scales, strict=True)
     ]
-    mkl = solve_mkl_dual(factors, labels, formulation=config.formulation, svm_c=config.svm_c)
+    mkl = solve_mkl_dual(
+        factors,
+        labels,
+        formulation=config.formulation,
+        multiclass=config.multiclass,
+        svm_c=config.svm_c,
+        basis_rank=config.basis_rank,
+    )
     beta = torch.as_tensor(mkl.beta, dtype=torch.float64)
     beta = beta / beta.sum()
     targets, noise = dirichlet_targets(labels, c, alpha_epsilon=config.alpha_epsilon)

@@ -117,7 +117,7 @@ def test_alignment_matches_nonnegative_least_squares_reference():
 def test_multiclass_one_vs_rest_averages_per_class_weights():
     grams, y = _problem(60, strengths=(1.0, 0.5), seed=6)
     y3 = np.where(np.arange(60) % 3 == 0, 2, y)
-    result = solve_mkl_dual(grams, y3)
+    result = solve_mkl_dual(grams, y3, multiclass="one-vs-rest")
     assert result.per_problem.shape == (3, 2)
     np.testing.assert_allclose(result.beta, result.per_problem.mean(axis=0))
 
