@@ -39,6 +39,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def mean_std_cell(values: Sequence[float], *, digits: int = 3) -> str:
+    """``"mean ± std"`` of ``values``, or ``"n/a"`` when any is NaN (a metric the model or row does not have)."""
+    if not values or any(v != v for v in values):
+        return "n/a"
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -92,6 +92,9 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
     "gp-mkl": lambda c: replace(c, fusion=FusionConfig(model="gp-mkl")),
+    # Issue 12: the evidential peers, on their defaults (jWAE latents, linear evidence maps, softplus evidence).
+    "tmc": lambda c: replace(c, fusion=FusionConfig(model="tmc")),
+    "rcml": lambda c: replace(c, fusion=FusionConfig(model="rcml")),
 }
 
 DEFAULT_MODELS = tuple(m for m in MODELS if m != "lmf-additive-path")
@@ -224,7 +227,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--single-seed-models", default="tfn,gp-mkl", help="models fitted on seed 0 only (a time box; '' for none)"
     )
-    parser.add_argument("--merge", type=Path, nargs="*", default=None, help="summarise these rows.json files only")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="summarise these rows.json files only; a (set, seed, model) row in several files: the first file's",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     return parser.parse_args()
 
@@ -279,7 +288,7 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
     return summary, pivot_table(summary, sets) + "\n" + markdown_table(header, table)
 
 
-PIVOT = ("linear reference", "LR concat", "lmf", "lmf-ard", "concat", "concat-linear", "tfn", "gp-mkl")
+PIVOT = ("linear reference", "LR concat", "lmf", "lmf-ard", "concat", "concat-linear", "tfn", "gp-mkl", "tmc", "rcml")
 
 
 def pivot_table(summary: dict, sets: list[str]) -> str:
@@ -308,6 +317,23 @@ def pivot_table(summary: dict, sets: list[str]) -> str:
     return markdown_table(["set", *PIVOT, "LMF checks", "fit min (all rows)"], rows)
 
 
+def merge_rows(files: list[list[dict]]) -> list[dict]:
+    """The rows of several ``rows.json`` files, each ``(set, seed, model)`` once: the first file's row wins.
+
+    A later run of some models (``--models tmc,rcml``) refits the logistic regressions of every seed too; merged
+    after the committed rows, its copies of those rows are dropped and the committed ones stay as they were.
+    """
+    seen: set[tuple] = set()
+    merged = []
+    for rows in files:
+        for row in rows:
+            key = (row["set"], row["seed"], row["model"])
+            if key not in seen:
+                seen.add(key)
+                merged.append(row)
+    return merged
+
+
 def main() -> None:
     args = parse()
     # The smoke run needs no shared data when a checkout lacks ../shared/data.
@@ -324,7 +350,7 @@ def main() -> None:
     rows: list[dict] = []
     started = time.perf_counter()
     if args.merge is not None:  # runs split over several processes: one table from their rows
-        rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
+        rows = merge_rows([json.loads(path.read_text())["rows"] for path in args.merge])
         present = set(row["set"] for row in rows)
         sets = [name for name in SETS if name in present]
         seeds = range(max(row["seed"] for row in rows) + 1)

@@ -161,6 +161,35 @@ def test_speaker_shift_needs_a_speaker_split(run, speaker_run):
     assert 0.0 <= report.rows[-1]["auroc_entropy"] <= 1.0
 
 
+def test_conflict_rows_are_the_recorded_ones_and_the_aurocs_positives(run):
+    # Evaluate's conflict rows rebuilt outside it: the same generator gives the same record (rows, kinds,
+    # modalities, donors) as conflict_rows.csv, and the row's AUROC scores exactly those rows against clean ones.
+    import csv
+
+    from probfusion.metrics import detection_auroc
+    from probfusion.metrics.uncertainty import predictive_entropy
+    from probfusion.robustness import conflictive_views
+
+    report = evaluate(run, EvaluationConfig(shift="conflict", severities=(3,), samples=1), name="conflict-check")
+    written = list(csv.DictReader((report.path / "conflict_rows.csv").read_text().splitlines()))
+    test, train = run.tensors(run.splits()[2]), run.tensors(run.splits()[0])
+    scale = {m: x.amax(dim=0) - x.amin(dim=0) for m, x in train.views.items()}
+    views, record = conflictive_views(
+        dict(test.views), test.labels, severity=3, noise_scale=scale, generator=torch.Generator().manual_seed(0)
+    )
+    assert [(int(r["row"]), r["kind"], r["modalities"], int(r["donor_row"])) for r in written] == [
+        (int(r), k, ";".join(m), int(d))
+        for r, k, m, d in zip(record.rows, record.kinds, record.modalities, record.donors, strict=True)
+    ]
+    row = report.rows[1]
+    assert row["conflict_rows"] == len(written) == row["noise_rows"] + row["swap_rows"]
+    with torch.no_grad():
+        clean = predictive_entropy(run.model.predictive_logits(dict(test.views), 1).softmax(-1))
+        shifted = predictive_entropy(run.model.predictive_logits(views, 1).softmax(-1))
+    expect = detection_auroc(torch.as_tensor(clean).double(), torch.as_tensor(shifted).double()[record.rows])
+    assert row["auroc_entropy"] == pytest.approx(expect, abs=1e-6)
+
+
 def test_latest_run_picks_the_newest_complete_run(tmp_path, run):
     assert latest_run(tmp_path) is None
     assert latest_run(tmp_path / "absent") is None
