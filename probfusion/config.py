@@ -33,6 +33,7 @@ from probfusion.options import (
     LabelScheme,
     LMFInit,
     MKLFormulation,
+    NUTSParameterisation,
     PriorPenalty,
     RankPrior,
     ShiftKind,
@@ -392,12 +393,17 @@ class BayesConfig(_JSONConfig):
         num_warmup: NUTS warm-up steps per chain.
         num_draws: NUTS draws per chain.
         num_chains: NUTS chains.
+        nuts_parameterisation: How NUTS sees the ARD factors: ``non-centred`` (``w = lambda^(-1/2) eps``, no
+            funnel) or ``centred`` (``w`` itself; Neal's funnel where ARD prunes). Runs stored before this field
+            were sampled centred.
         batch_size: SVI minibatch size (the likelihood is scaled to the full training set).
         realign_every: SVI steps between function-preserving re-expressions of the rank components (0: never).
         realign_tolerance: Relative error of the head's weight tensor that a re-expression may introduce.
         activity_threshold: A component is active in a posterior draw when its share of the logits' variance
             exceeds this.
     """
+
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"nuts_parameterisation": NUTSParameterisation.CENTRED}
 
     inference: InferenceKind = InferenceKind.SVI
     guide: GuideKind = GuideKind.MEAN_FIELD
@@ -410,6 +416,7 @@ class BayesConfig(_JSONConfig):
     num_warmup: int = 200
     num_draws: int = 200
     num_chains: int = 2
+    nuts_parameterisation: NUTSParameterisation = NUTSParameterisation.NON_CENTRED
     batch_size: int = 256
     realign_every: int = 100
     realign_tolerance: float = 0.02
@@ -418,6 +425,11 @@ class BayesConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "inference", parse_option(self.inference, InferenceKind, name="inference"))
         object.__setattr__(self, "guide", parse_option(self.guide, GuideKind, name="guide"))
+        object.__setattr__(
+            self,
+            "nuts_parameterisation",
+            parse_option(self.nuts_parameterisation, NUTSParameterisation, name="NUTS parameterisation"),
+        )
         _check_positive(
             "BayesConfig",
             prior_shape=self.prior_shape,

@@ -26,6 +26,7 @@ __all__ = [
     "LMFInit",
     "LabelScheme",
     "MKLFormulation",
+    "NUTSParameterisation",
     "PredictImputation",
     "PriorPenalty",
     "RankPrior",
@@ -89,6 +90,15 @@ class InferenceKind(StrEnum):
     """Stochastic variational inference (Pyro) with a guide fit for the model."""
     NUTS = "nuts"
     """The No-U-Turn sampler on the fusion head with frozen encoders: the gold standard for small problems."""
+
+
+class NUTSParameterisation(StrEnum):
+    """How NUTS sees the ARD factors ``w ~ N(0, lambda^-1)`` under ``lambda ~ Gamma(a0, b0)``."""
+
+    CENTRED = "centred"
+    """Sample ``w`` itself: Neal's funnel (the scale of ``w`` moves with ``lambda``), divergent where ARD prunes."""
+    NON_CENTRED = "non-centred"
+    """Sample ``eps ~ N(0, I)`` and set ``w = lambda^(-1/2) eps`` (Pyro's ``LocScaleReparam(0)``): no funnel."""
 
 
 class GuideKind(StrEnum):

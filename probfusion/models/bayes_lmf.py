@@ -18,6 +18,7 @@ from probfusion.inference.data import TensorData
 from probfusion.inference.svi import fit_bayesian_head
 from probfusion.models._deterministic import build_classifier
 from probfusion.models.registry import BAYES_LMF, ModelSpec, StageResult
+from probfusion.options import InferenceKind
 from probfusion.seeding import make_generator
 
 __all__ = ["SPEC"]
@@ -46,6 +47,7 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
         rank_prior=config.fusion.rank_prior,
         seed=config.seed,
     )
+    nuts = config.bayes.inference is InferenceKind.NUTS
     summary = bayes.model.rank_summary(config.bayes.posterior_samples, make_generator(config.seed))
     extra = {
         key: summary[key]
@@ -56,6 +58,9 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
         inference=config.bayes.inference.value,
         elbo_final=bayes.elbo[-1] if bayes.elbo else None,
         bayes_seconds=bayes.seconds,
+        # Divergent transitions after warm-up (NUTS only; None for SVI): a nonzero count means biased draws.
+        nuts_divergences=sum(bayes.divergences) if nuts else None,
+        nuts_divergences_per_chain=list(bayes.divergences) if nuts else None,
     )
     return StageResult(bayes.model, config.bayes.posterior_samples, extra)
 
