@@ -8,7 +8,10 @@ sampled, ``(chain, draw)``, and R-hat and ESS apply. Both are vectorised over dr
 ``posterior(run)`` holds, besides the raw sites (whose component labels are arbitrary: permuting components
 or flipping two of a component's factor signs leaves the likelihood unchanged), the label-invariant
 quantities that diagnostics should use: precisions and variance shares sorted by share per draw, the
-effective rank, and the per-(component, modality) attributions of :mod:`probfusion.diagnostics.attribution`.
+effective rank, the class probabilities at a few fixed inputs (the first :data:`PROBE_ROWS` stored reference
+latents: a function of the head, so no labelling can change it), the total log-likelihood of the
+log-likelihood split, and the per-(component, modality) attributions of
+:mod:`probfusion.diagnostics.attribution`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ __all__ = [
 
 DEFAULT_DRAWS = 400
 """Draws taken from an SVI guide when none are asked for (enough for PSIS's tail fit and stable quantiles)."""
+
+PROBE_ROWS = 4
+"""Reference latents at which the posterior's class probabilities are tracked (``probe_probability``)."""
 
 
 def resolve_run(run: LoadedRun | Path | str) -> LoadedRun:
@@ -152,10 +158,12 @@ def _label_invariant(model: BayesianFusionClassifier, draws: dict[str, Tensor], 
     shares = attribution.component_share
     order = shares.argsort(dim=-1, descending=True)
     active = (shares > model.bayes.activity_threshold).sum(-1)
+    probes = [z[:PROBE_ROWS] for z in reference]
     return {
         "sorted_precision": draws["precision"].double().gather(-1, order),
         "sorted_variance_share": shares.gather(-1, order),
         "effective_rank": active,
+        "probe_probability": head_logits(probes, draws).softmax(-1),
         "variance_share": shares,
         "modality_share": attribution.modality_share,
     }
@@ -173,7 +181,9 @@ def posterior(
     Groups: ``posterior`` with the sites ``precision`` (component), ``factor`` (modality, component,
     latent_coord), ``theta`` (output, component), ``bias`` (output) and the label-invariant
     ``sorted_precision`` and ``sorted_variance_share`` (rank_order), ``effective_rank`` (scalar),
-    ``variance_share`` (component), ``modality_share`` (component, modality); ``log_likelihood`` and
+    ``probe_probability`` (probe, output: class probabilities at the first :data:`PROBE_ROWS` reference
+    latents), ``log_likelihood_total`` (scalar; only with a log-likelihood split), ``variance_share``
+    (component), ``modality_share`` (component, modality); ``log_likelihood`` and
     ``observed_data`` (``y``, dim ``obs``) on ``log_likelihood_split`` (the training split by default: the data
     the posterior is conditioned on, as LOO needs), unless it is ``None``.
 
@@ -209,6 +219,7 @@ def posterior(
         "modality": list(drawn.modalities),
         "output": list(range(classes)),
         "latent_coord": list(range(factor.shape[-1])),
+        "probe": list(range(values["probe_probability"].shape[2])),
     }
     dims = {
         "precision": ["component"],
@@ -219,6 +230,7 @@ def posterior(
         "sorted_variance_share": ["rank_order"],
         "variance_share": ["component"],
         "modality_share": ["component", "modality"],
+        "probe_probability": ["probe", "output"],
         "y": ["obs"],
     }
     log_lik = observed = None
@@ -227,6 +239,7 @@ def posterior(
         with torch.no_grad():
             pointwise = pointwise_log_likelihood(latents, labels, flat)
         log_lik = {"y": pointwise.reshape(chains, per_chain, -1).double().numpy()}
+        values["log_likelihood_total"] = pointwise.double().sum(-1).reshape(chains, per_chain)
         observed = {"y": labels.cpu().numpy()}
     attrs = {
         "inference": drawn.inference,
