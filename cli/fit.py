@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 import click
@@ -44,6 +45,23 @@ from probfusion.runs.run_dir import RunDirectory
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
 _BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
+
+
+def _ard_prior(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    """``A0,B0`` -> ``(a0, b0)``, both finite and positive."""
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        shape, rate = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        shape = rate = math.nan
+    if not (math.isfinite(shape) and math.isfinite(rate) and shape > 0 and rate > 0):
+        raise click.BadParameter(
+            f"expected the Gamma shape and rate as two positive numbers A0,B0 (such as 1,1 or 0.01,0.01); "
+            f"got {value!r}.",
+            ctx,
+            param,
+        )
+    return shape, rate
 
 
 def _rank(rank: int | None, max_rank: int | None) -> int | None:
@@ -104,6 +122,15 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     default=None,
     help="Maximum rank under a Bayesian rank prior (ARD prunes it to the effective rank); sets --rank "
     "[default: as --rank].",
+)
+@click.option(
+    "--ard-prior",
+    default=f"{_BAYES.prior_shape:g},{_BAYES.prior_rate:g}",
+    show_default=True,
+    callback=_ard_prior,
+    metavar="A0,B0",
+    help="ard: shape a0 and rate b0 of the Gamma prior on each component's precision lambda_i (prior mean "
+    "a0 / b0; 0.01,0.01 is the classic vague choice).",
 )
 @click.option(
     "--posterior-samples",
@@ -273,6 +300,7 @@ def fit(
     rank: int | None,
     rank_prior: str,
     max_rank: int | None,
+    ard_prior: tuple[float, float],
     posterior_samples: int,
     inference: str,
     gp_features: str,
@@ -345,7 +373,13 @@ def fit(
                 rank_prior=RankPrior(rank_prior),
                 head=HeadKind(head),
             ),
-            bayes=dataclasses.replace(_BAYES, posterior_samples=posterior_samples, inference=InferenceKind(inference)),
+            bayes=dataclasses.replace(
+                _BAYES,
+                posterior_samples=posterior_samples,
+                inference=InferenceKind(inference),
+                prior_shape=ard_prior[0],
+                prior_rate=ard_prior[1],
+            ),
             gp=dataclasses.replace(
                 _GP, features=KernelFeatures(gp_features), formulation=MKLFormulation(mkl_formulation)
             ),

@@ -34,6 +34,7 @@ from probfusion.options import (
     LMFInit,
     MKLFormulation,
     MKLMulticlass,
+    NUTSParameterisation,
     PriorPenalty,
     RankPrior,
     ShiftKind,
@@ -393,6 +394,9 @@ class BayesConfig(_JSONConfig):
         num_warmup: NUTS warm-up steps per chain.
         num_draws: NUTS draws per chain.
         num_chains: NUTS chains.
+        nuts_parameterisation: How NUTS sees the ARD factors: ``non-centred`` (``w = lambda^(-1/2) eps``, no
+            funnel) or ``centred`` (``w`` itself; Neal's funnel where ARD prunes). Runs stored before this field
+            were sampled centred.
         batch_size: SVI minibatch size (the likelihood is scaled to the full training set).
         realign_every: SVI steps between exact re-expressions of the guide (components sorted by weight; q and
             the predictive unchanged; 0: never). Off by default: measured, it does not help the fit.
@@ -403,6 +407,7 @@ class BayesConfig(_JSONConfig):
 
     # The re-expression no longer refits components to a tolerance (it is exact); older configs carry the key.
     _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"realign_tolerance"})
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"nuts_parameterisation": NUTSParameterisation.CENTRED}
 
     inference: InferenceKind = InferenceKind.SVI
     guide: GuideKind = GuideKind.MEAN_FIELD
@@ -415,6 +420,7 @@ class BayesConfig(_JSONConfig):
     num_warmup: int = 200
     num_draws: int = 200
     num_chains: int = 2
+    nuts_parameterisation: NUTSParameterisation = NUTSParameterisation.NON_CENTRED
     batch_size: int = 256
     realign_every: int = 0
     activity_threshold: float = 0.005
@@ -423,6 +429,11 @@ class BayesConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "inference", parse_option(self.inference, InferenceKind, name="inference"))
         object.__setattr__(self, "guide", parse_option(self.guide, GuideKind, name="guide"))
+        object.__setattr__(
+            self,
+            "nuts_parameterisation",
+            parse_option(self.nuts_parameterisation, NUTSParameterisation, name="NUTS parameterisation"),
+        )
         _check_positive(
             "BayesConfig",
             prior_shape=self.prior_shape,

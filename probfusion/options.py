@@ -27,6 +27,7 @@ __all__ = [
     "LabelScheme",
     "MKLFormulation",
     "MKLMulticlass",
+    "NUTSParameterisation",
     "PredictImputation",
     "PriorPenalty",
     "RankPrior",
@@ -92,6 +93,15 @@ class InferenceKind(StrEnum):
     """The No-U-Turn sampler on the fusion head with frozen encoders: the gold standard for small problems."""
     LAPLACE = "laplace"
     """A Gaussian at the MAP (GGN curvature, one block per component), ARD precisions by alternating updates."""
+
+
+class NUTSParameterisation(StrEnum):
+    """How NUTS sees the ARD factors ``w ~ N(0, lambda^-1)`` under ``lambda ~ Gamma(a0, b0)``."""
+
+    CENTRED = "centred"
+    """Sample ``w`` itself: Neal's funnel (the scale of ``w`` moves with ``lambda``), divergent where ARD prunes."""
+    NON_CENTRED = "non-centred"
+    """Sample ``eps ~ N(0, I)`` and set ``w = lambda^(-1/2) eps`` (Pyro's ``LocScaleReparam(0)``): no funnel."""
 
 
 class GuideKind(StrEnum):

@@ -9,7 +9,7 @@ from probfusion import DataConfig, FusionConfig, JWAEConfig, RunConfig, TrainCon
 from probfusion.cli.main import cli
 from probfusion.config import resolve_config
 from probfusion.errors import ConfigError
-from probfusion.options import LMFInit, RankPrior
+from probfusion.options import LMFInit, NUTSParameterisation, RankPrior
 from tests.helpers import write_interaction_npz
 
 
@@ -81,8 +81,10 @@ def test_zero_or_negative_widths_are_refused_but_none_is_not():
 def test_a_stored_config_without_the_new_fields_loads_with_the_old_behaviour():
     stored = RunConfig().to_dict()
     del stored["fusion"]["lmf_init"], stored["jwae"]["linear_path"], stored["train"]["min_steps"]
-    del stored["fusion"]["additive_path"]
+    del stored["fusion"]["additive_path"], stored["bayes"]["nuts_parameterisation"]
     config = RunConfig.from_dict(stored)
+    assert config.bayes.nuts_parameterisation is NUTSParameterisation.CENTRED  # how older NUTS runs were sampled
+    assert RunConfig().bayes.nuts_parameterisation is NUTSParameterisation.NON_CENTRED
     assert config.fusion.lmf_init is LMFInit.RANDOM
     assert config.fusion.additive_path is False
     assert config.jwae.linear_path is False

@@ -3,9 +3,18 @@ r"""Is the posterior trustworthy? R-hat and ESS (NUTS), PSIS Pareto-k (SVI), PSI
 Each check returns numbers and a plain-language ``conclusion``:
 
 * :func:`convergence_summary`: ``az.summary`` on label-invariant quantities only (sorted precisions, sorted
-  variance shares, the effective rank and the class biases). Raw factors are not summarised: their labels
+  variance shares, the effective rank, the class biases, class probabilities at fixed inputs and the total
+  log-likelihood). Raw factors are not summarised: their labels
   swap between chains (component permutation, sign flips), which makes R-hat of raw sites meaningless. NUTS
   passes when every R-hat <= 1.01 and every bulk and tail ESS >= 100 per chain (Vehtari et al. 2021).
+* :func:`divergence_check`: for NUTS, the divergent transitions after warm-up that ``fit`` recorded in
+  ``metrics.json`` (``nuts_divergences``). Any divergence means the sampler met curvature its step size could
+  not follow (under ARD: the funnel of ``w ~ N(0, 1/lambda)`` where lambda is large) and the draws are biased
+  there; the check passes at zero.
+* :func:`component_identifiability`: whether per-index component quantities (``variance_share[i]``) mean the
+  same component in every chain. NUTS chains may settle in different labellings of the components (the
+  posterior is invariant under permutations and sign flips), so per-index tables pooled over chains are only
+  reported when the per-index R-hat of the variance shares is at most :data:`LABEL_RHAT_MAX`.
 * :func:`variational_pareto_k`: for SVI, the Pareto shape k of the importance ratios
   :math:`\log p(\theta, y) - \log q(\theta)` over draws of the guide (Yao et al. 2018, "Yes, but did it work?").
   k below :math:`\min(1 - 1/\log_{10} S, 0.7)` means q is close enough to the posterior that importance
@@ -57,17 +66,30 @@ from probfusion.options import InferenceKind
 __all__ = [
     "INVARIANT_VARIABLES",
     "compare_runs",
+    "component_identifiability",
     "convergence_summary",
+    "divergence_check",
     "loo_check",
     "training_fingerprint",
     "variational_pareto_k",
 ]
 
-INVARIANT_VARIABLES = ("sorted_precision", "sorted_variance_share", "effective_rank", "bias")
-"""Posterior quantities that do not depend on the arbitrary labelling of the rank components."""
+INVARIANT_VARIABLES = (
+    "sorted_precision",
+    "sorted_variance_share",
+    "effective_rank",
+    "bias",
+    "probe_probability",
+    "log_likelihood_total",
+)
+"""Posterior quantities that do not depend on the arbitrary labelling of the rank components (those present in
+an ``InferenceData`` are summarised: ``log_likelihood_total`` only exists with a log-likelihood split)."""
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
+LABEL_RHAT_MAX = 1.05
+"""Largest per-index R-hat of the components' variance shares at which chains are taken to share one labelling
+(looser than :data:`RHAT_MAX`: this tells a relabelled chain, R-hat well above 1.1, from a short one)."""
 
 
 def pareto_k_threshold(num_draws: int) -> float:
@@ -96,7 +118,8 @@ def convergence_summary(idata: az.InferenceData) -> tuple[pd.DataFrame, dict[str
     """
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     kind = "all" if chains > 1 else "stats"
-    table, _ = _quiet(az.summary, idata, var_names=list(INVARIANT_VARIABLES), kind=kind)
+    names = [name for name in INVARIANT_VARIABLES if name in idata.posterior]
+    table, _ = _quiet(az.summary, idata, var_names=names, kind=kind)
     out: dict[str, Any] = {"chains": int(chains), "draws": int(draws)}
     if chains == 1:
         out.update(
@@ -124,6 +147,88 @@ def convergence_summary(idata: az.InferenceData) -> tuple[pd.DataFrame, dict[str
         f"min bulk ESS {bulk:.0f} and tail ESS {tail:.0f} (want >= {need}): {verdict}.",
     )
     return table, out
+
+
+def divergence_check(run: LoadedRun) -> dict[str, Any]:
+    """NUTS divergent transitions after warm-up, as ``fit`` recorded them in the run's ``metrics.json``.
+
+    Args:
+        run: A loaded NUTS run.
+
+    Returns:
+        ``{"divergences", "per_chain", "draws", "parameterisation", "passed", "conclusion"}``; ``divergences``
+        and ``passed`` are ``None`` for a run stored before divergences were recorded.
+
+    Raises:
+        ConfigError: For a run that was not sampled with NUTS.
+    """
+    bayes = run.config.bayes
+    if bayes.inference is not InferenceKind.NUTS or not isinstance(run.metrics, Mapping):
+        raise ConfigError(f"{run.path} was not sampled with NUTS; divergences apply to NUTS runs only.")
+    per_chain = run.metrics.get("nuts_divergences_per_chain")
+    draws = bayes.num_chains * bayes.num_draws
+    parameterisation = bayes.nuts_parameterisation.value
+    out: dict[str, Any] = {"draws": draws, "parameterisation": parameterisation, "per_chain": per_chain}
+    if per_chain is None:
+        out.update(
+            divergences=None,
+            passed=None,
+            conclusion="NUTS divergences were not recorded for this run (fitted before they were); refit to see them.",
+        )
+        return out
+    total = int(sum(per_chain))
+    if total == 0:
+        verdict = "no divergent transitions: no sign of geometry the sampler could not follow"
+    else:
+        verdict = (
+            "the draws are biased where the posterior narrows (the ARD funnel of w ~ N(0, 1/lambda)); sample "
+            "non-centred (BayesConfig.nuts_parameterisation) or with a higher target acceptance before trusting them"
+        )
+    out.update(
+        divergences=total,
+        passed=total == 0,
+        conclusion=f"NUTS ({parameterisation}): {total} divergent transitions after warm-up in {draws} draws "
+        f"(per chain {list(per_chain)}): {verdict}.",
+    )
+    return out
+
+
+def component_identifiability(idata: az.InferenceData) -> dict[str, Any]:
+    """Whether component ``i`` is the same component in every chain (so per-index tables can pool chains).
+
+    Args:
+        idata: From :func:`~probfusion.diagnostics.posterior.posterior`.
+
+    Returns:
+        ``{"identifiable", "max_r_hat", "conclusion"}``; with one chain (SVI's independent draws of one guide,
+        which sits in one labelling) ``max_r_hat`` is ``None`` and the components are taken as identifiable.
+    """
+    post = idata.posterior
+    if post.sizes["chain"] == 1:
+        return {
+            "identifiable": True,
+            "max_r_hat": None,
+            "conclusion": "one chain: per-index component tables use one labelling of the components.",
+        }
+    shares = post["variance_share"]
+    varying = shares.std(("chain", "draw")) > 0
+    r_hat, _ = _quiet(az.rhat, shares.where(varying, drop=True).to_dataset(name="share"))
+    values = np.asarray(r_hat["share"].values, dtype=float) if varying.any() else np.array([1.0])
+    worst = float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
+    identifiable = bool(worst <= LABEL_RHAT_MAX)
+    if identifiable:
+        verdict = "the chains share one labelling; per-index component tables pool them"
+    else:
+        verdict = (
+            "the chains label the components differently (or have not mixed): per-index component tables are "
+            "left out, use the sorted, label-invariant quantities"
+        )
+    return {
+        "identifiable": identifiable,
+        "max_r_hat": worst,
+        "conclusion": f"per-index variance shares: max R-hat across chains {worst:.3f} "
+        f"(same labelling up to {LABEL_RHAT_MAX}): {verdict}.",
+    }
 
 
 def _log_joint(run: LoadedRun, draws: dict[str, Tensor], latents: list[Tensor], labels: Tensor) -> Tensor:

@@ -8,7 +8,9 @@ sampled, ``(chain, draw)``, and R-hat and ESS apply. Both are vectorised over dr
 ``posterior(run)`` holds, besides the raw sites (whose component labels are arbitrary: permuting components
 or flipping two of a component's factor signs leaves the likelihood unchanged), the label-invariant
 quantities that diagnostics should use: precisions and variance shares sorted by share per draw, the
-effective rank (:func:`~probfusion.fusion.rank.read_components`: collinear components merged), and the
+effective rank (:func:`~probfusion.fusion.rank.read_components`: collinear components merged), the class
+probabilities at a few fixed inputs (the first :data:`PROBE_ROWS` stored reference latents: a function of the
+head, so no labelling can change it), the total log-likelihood of the log-likelihood split, and the
 per-(component, modality) attributions of :mod:`probfusion.diagnostics.attribution`. Per-index summaries of a
 NUTS run (:func:`effective_rank_from_posterior`'s ``components``) are sorted within each draw, since chains may
 label the components differently.
@@ -47,6 +49,9 @@ __all__ = [
 
 DEFAULT_DRAWS = 400
 """Draws taken from an SVI guide when none are asked for (enough for PSIS's tail fit and stable quantiles)."""
+
+PROBE_ROWS = 4
+"""Reference latents at which the posterior's class probabilities are tracked (``probe_probability``)."""
 
 
 def resolve_run(run: LoadedRun | Path | str) -> LoadedRun:
@@ -157,10 +162,12 @@ def _label_invariant(model: BayesianFusionClassifier, draws: dict[str, Tensor], 
         component_activations(reference, draws), draws["theta"], threshold=model.bayes.activity_threshold
     )
     order = shares.argsort(dim=-1, descending=True)
+    probes = [z[:PROBE_ROWS] for z in reference]
     return {
         "sorted_precision": draws["precision"].double().gather(-1, order),
         "sorted_variance_share": shares.gather(-1, order),
         "effective_rank": readout.rank,
+        "probe_probability": head_logits(probes, draws).softmax(-1),
         "variance_share": shares,
         "removal_share": readout.removal_shares.double(),
         "leader": readout.leader,
@@ -181,8 +188,10 @@ def posterior(
     Groups: ``posterior`` with the sites ``precision`` (component), ``factor`` (modality, component,
     latent_coord), ``theta`` (output, component), ``bias`` (output) and the label-invariant
     ``sorted_precision`` and ``sorted_variance_share`` (rank_order), ``effective_rank`` (scalar),
-    ``variance_share`` (Shapley), ``removal_share``, ``leader`` (the component whose collinear group it joined)
-    and ``active`` (0/1), all (component), ``modality_share`` (component, modality); ``log_likelihood`` and
+    ``probe_probability`` (probe, output: class probabilities at the first :data:`PROBE_ROWS` reference
+    latents), ``log_likelihood_total`` (scalar; only with a log-likelihood split), ``variance_share`` (Shapley),
+    ``removal_share``, ``leader`` (the component whose collinear group it joined) and ``active`` (0/1), all
+    (component), ``modality_share`` (component, modality); ``log_likelihood`` and
     ``observed_data`` (``y``, dim ``obs``) on ``log_likelihood_split`` (the training split by default: the data
     the posterior is conditioned on, as LOO needs), unless it is ``None``.
 
@@ -218,6 +227,7 @@ def posterior(
         "modality": list(drawn.modalities),
         "output": list(range(classes)),
         "latent_coord": list(range(factor.shape[-1])),
+        "probe": list(range(values["probe_probability"].shape[2])),
     }
     dims = {
         "precision": ["component"],
@@ -231,6 +241,7 @@ def posterior(
         "leader": ["component"],
         "active": ["component"],
         "modality_share": ["component", "modality"],
+        "probe_probability": ["probe", "output"],
         "y": ["obs"],
     }
     log_lik = observed = None
@@ -239,6 +250,7 @@ def posterior(
         with torch.no_grad():
             pointwise = pointwise_log_likelihood(latents, labels, flat)
         log_lik = {"y": pointwise.reshape(chains, per_chain, -1).double().numpy()}
+        values["log_likelihood_total"] = pointwise.double().sum(-1).reshape(chains, per_chain)
         observed = {"y": labels.cpu().numpy()}
     attrs = {
         "inference": drawn.inference,

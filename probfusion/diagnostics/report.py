@@ -4,10 +4,14 @@ Layout::
 
     <run>/report/
       report.md          everything below in words and tables, with each check's conclusion
-      checks.json        effective rank posterior, convergence, variational Pareto-k (SVI), PSIS-LOO
+      checks.json        effective rank posterior, convergence, NUTS divergences, variational Pareto-k (SVI),
+                         PSIS-LOO, whether the components are identifiable across chains
       summary.csv        az.summary of the label-invariant quantities (Bayesian runs)
       components.csv     one row per (component, modality): output share, modality share (90% interval)
       ablation.csv       one row per component: what removing it does on the test split
+
+components.csv, ablation.csv and attributions.png are per-index tables: they are written only when component
+i means the same component in every chain (:func:`~probfusion.diagnostics.checks.component_identifiability`).
       evaluations.csv    every evaluation under <run>/evaluations, one row per scored setting (if any)
       compare.csv        az.compare against the runs given to compare with (if any)
       figures/           trace.png and forest.png (Bayesian runs), attributions.png
@@ -29,7 +33,14 @@ from typing import Any
 import pandas as pd
 
 from probfusion.api import LoadedRun
-from probfusion.diagnostics.checks import compare_runs, convergence_summary, loo_check, variational_pareto_k
+from probfusion.diagnostics.checks import (
+    compare_runs,
+    component_identifiability,
+    convergence_summary,
+    divergence_check,
+    loo_check,
+    variational_pareto_k,
+)
 from probfusion.diagnostics.components import attribution_from_posterior, component_ablation, component_attributions
 from probfusion.diagnostics.evaluations import evaluation_table
 from probfusion.diagnostics.plots import attribution_map, forest_plot, trace_plot
@@ -42,6 +53,7 @@ from probfusion.diagnostics.posterior import (
 )
 from probfusion.errors import ConfigError, RunExistsError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
+from probfusion.options import InferenceKind
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, staged_dir
 from probfusion.runs.lock import run_lock
 
@@ -151,6 +163,9 @@ def write_report(
         checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
         if convergence["chains"] == 1:
             checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
+        if run.config.bayes.inference is InferenceKind.NUTS:
+            checks["divergences"] = divergence_check(run)
+        checks["components"] = component_identifiability(idata)
         files["summary.csv"] = summary.to_csv()
         figures.update({"trace.png": trace_plot(idata), "forest.png": forest_plot(idata)})
         lo, hi = rank["effective_rank_interval"]
@@ -159,7 +174,8 @@ def write_report(
             f"{rank['num_draws']} {idata.posterior.attrs['inference']} draws.\n"
         )
         lines.append("## Checks\n")
-        lines += [f"- {checks[k]['conclusion']}" for k in ("convergence", "variational_pareto_k", "loo") if k in checks]
+        names = ("convergence", "divergences", "variational_pareto_k", "loo", "components")
+        lines += [f"- {checks[k]['conclusion']}" for k in names if k in checks]
         lines.append("\n## Posterior summary (label-invariant quantities)\n\n" + _markdown(summary, index=True))
         if others:
             table = compare_runs(
@@ -170,11 +186,20 @@ def write_report(
     else:
         checks["posterior"] = "deterministic run: one point estimate, no posterior diagnostics"
         lines.append("Deterministic run: attributions below are of the point estimate (one draw).\n")
-    lines.append(
-        "## Components\n\nShare of the output variance, each modality's Shapley share of the component's "
-        "variance, and what removing the component does on the test split.\n\n"
-        + _markdown(_component_table(components, ablation))
-    )
+    identifiable = checks.get("components", {}).get("identifiable", True)
+    if identifiable:
+        lines.append(
+            "## Components\n\nShare of the output variance, each modality's Shapley share of the component's "
+            "variance, and what removing the component does on the test split.\n\n"
+            + _markdown(_component_table(components, ablation))
+        )
+    else:
+        del figures["attributions.png"]
+        lines.append(
+            "## Components\n\nNot reported per index: the chains label the components differently, so component "
+            "i pools different components (see the checks above). The sorted quantities in the summary are "
+            "label-invariant.\n"
+        )
     if len(evaluations):
         files["evaluations.csv"] = evaluations.to_csv(index=False)
         cols = [
@@ -194,8 +219,9 @@ def write_report(
             if c in evaluations.columns
         ]
         lines.append("## Evaluations\n\n" + _markdown(evaluations[cols]))
-    files["components.csv"] = components.to_csv(index=False)
-    files["ablation.csv"] = ablation.to_csv(index=False)
+    if identifiable:
+        files["components.csv"] = components.to_csv(index=False)
+        files["ablation.csv"] = ablation.to_csv(index=False)
     text = "\n".join(lines)
     _write(target, text, checks, files, figures, overwrite=overwrite)
     return Report(path=target, text=text, checks=checks, figures=tuple(target / "figures" / f for f in figures))

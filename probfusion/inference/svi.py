@@ -365,6 +365,7 @@ def fit_bayesian_head(
             num_draws=bayes.num_draws,
             num_chains=bayes.num_chains,
             seed=seed,
+            parameterisation=bayes.nuts_parameterisation,
         )
         model.store_draws(nuts.flat())
         divergences = nuts.divergences

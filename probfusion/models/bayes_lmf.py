@@ -67,6 +67,7 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
         rank_prior=config.fusion.rank_prior,
         seed=config.seed,
     )
+    nuts = config.bayes.inference is InferenceKind.NUTS
     summary = bayes.model.rank_summary(config.bayes.posterior_samples, make_generator(config.seed))
     extra = {
         key: summary[key]
@@ -78,6 +79,9 @@ def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, Tensor
         elbo_final=bayes.elbo[-1] if bayes.elbo else None,
         bayes_seconds=bayes.seconds,
         laplace_prior_scale=bayes.laplace_scale,
+        # Divergent transitions after warm-up (NUTS only; None for SVI): a nonzero count means biased draws.
+        nuts_divergences=sum(bayes.divergences) if nuts else None,
+        nuts_divergences_per_chain=list(bayes.divergences) if nuts else None,
     )
     return StageResult(bayes.model, config.bayes.posterior_samples, extra)
 

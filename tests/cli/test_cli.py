@@ -126,6 +126,10 @@ def test_bad_data_is_a_one_line_error_and_writes_nothing(runner, tmp_path, corru
         (["--data", "av-digits", "--split", "speaker", "--held-out-speaker", "nobody"], 2, "nobody"),
         (["--split", "speaker"], 2, "no speaker metadata"),
         (["--modalities", "a,smell"], 1, "smell"),
+        (["--ard-prior", "1"], 2, "--ard-prior"),
+        (["--ard-prior", "0,1"], 2, "two positive numbers A0,B0"),
+        (["--ard-prior", "a,b"], 2, "--ard-prior"),
+        (["--ard-prior", "1,inf"], 2, "--ard-prior"),
     ],
 )
 def test_bad_options_are_one_line_errors(runner, tmp_path, args, code, fragment):
@@ -224,3 +228,20 @@ def test_a_command_imports_only_its_own_stack():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ard_prior_reaches_the_bayes_config(runner, tmp_path, monkeypatch):
+    seen = {}
+
+    def capture(config, *args, **kwargs):
+        seen["bayes"] = config.bayes
+        raise RuntimeError("captured")  # stop before any fitting
+
+    monkeypatch.setattr("probfusion.cli.fit.fit_run", capture)
+    data = write_interaction_npz(tmp_path / "d.npz")
+    args = ["fit", "--data", str(data), "--rank-prior", "ard", "--ard-prior", "0.01, 0.02", *FAST]
+    result = runner.invoke(cli, [*args, "--out", str(tmp_path / "run")])
+    assert str(result.exception) == "captured"
+    assert (seen["bayes"].prior_shape, seen["bayes"].prior_rate) == (0.01, 0.02)
+    runner.invoke(cli, ["fit", "--data", str(data), *FAST, "--out", str(tmp_path / "run2")])
+    assert (seen["bayes"].prior_shape, seen["bayes"].prior_rate) == (1.0, 1.0)  # BayesConfig's defaults

@@ -1,5 +1,7 @@
 """R-hat/ESS summary, the variational Pareto-k (its densities against Pyro's), PSIS-LOO and LOO comparison."""
 
+import dataclasses
+
 import numpy as np
 import pyro
 import pyro.poutine as poutine
@@ -9,7 +11,14 @@ import torch
 from probfusion.api import load_run
 from probfusion.diagnostics import compare_runs, convergence_summary, loo_check, posterior, variational_pareto_k
 from probfusion.diagnostics._arviz import az
-from probfusion.diagnostics.checks import _log_guide, _log_joint, pareto_k_threshold, training_fingerprint
+from probfusion.diagnostics.checks import (
+    _log_guide,
+    _log_joint,
+    component_identifiability,
+    divergence_check,
+    pareto_k_threshold,
+    training_fingerprint,
+)
 from probfusion.diagnostics.inference_data import build_inference_data
 from probfusion.diagnostics.posterior import split_latents
 from probfusion.errors import ConfigError
@@ -130,3 +139,49 @@ def test_comparison_refuses_runs_with_the_same_labels_but_other_inputs(runs, tmp
     assert training_fingerprint(load_run(runs["svi"])) != training_fingerprint(load_run(other))
     with pytest.raises(ConfigError, match="different training rows"):
         compare_runs({"a": runs["svi"], "b": other}, num_draws=30)
+
+
+def test_divergence_check_reads_the_fit_record(runs, nuts_run):
+    old = divergence_check(nuts_run)  # its metrics come from an SVI fit: no divergences recorded
+    assert old["divergences"] is None
+    assert old["passed"] is None
+    assert "not recorded" in old["conclusion"]
+    metrics = {**nuts_run.metrics, "nuts_divergences": 3, "nuts_divergences_per_chain": [0, 3]}
+    out = divergence_check(dataclasses.replace(nuts_run, metrics=metrics))
+    assert (out["divergences"], out["passed"], out["draws"]) == (3, False, 60)
+    assert "3 divergent transitions" in out["conclusion"]
+    assert "non-centred" in out["conclusion"]
+    clean = divergence_check(dataclasses.replace(nuts_run, metrics={**metrics, "nuts_divergences_per_chain": [0, 0]}))
+    assert clean["passed"] is True
+    with pytest.raises(ConfigError, match="not sampled with NUTS"):
+        divergence_check(load_run(runs["svi"]))
+
+
+def test_invariant_summary_covers_probe_probabilities_and_the_log_likelihood(nuts_run):
+    idata = posterior(nuts_run)
+    assert idata.posterior["probe_probability"].shape[2:] == (4, 2)
+    total = idata.log_likelihood["y"].sum("obs")
+    assert np.allclose(idata.posterior["log_likelihood_total"], total)
+    table, _ = convergence_summary(idata)
+    assert "log_likelihood_total" in table.index
+    assert any(i.startswith("probe_probability") for i in table.index)
+
+
+def test_component_identifiability_tells_relabelled_chains_apart():
+    rng = np.random.default_rng(1)
+    shares = np.stack([rng.beta(8, 2, size=(2, 300)), rng.beta(1, 20, size=(2, 300))], axis=-1)
+
+    def idata(values):
+        return build_inference_data(
+            {"variance_share": values}, dims={"variance_share": ["component"]}, coords={"component": [0, 1]}
+        )
+
+    same = component_identifiability(idata(shares))
+    assert same["identifiable"] is True
+    assert same["max_r_hat"] < 1.05
+    swapped = shares.copy()
+    swapped[1] = swapped[1, :, ::-1]  # chain 1 calls the big component 1
+    out = component_identifiability(idata(swapped))
+    assert out["identifiable"] is False
+    assert "left out" in out["conclusion"]
+    assert component_identifiability(idata(shares[:1]))["max_r_hat"] is None

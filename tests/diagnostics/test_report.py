@@ -1,11 +1,14 @@
 """The RUN/report folder: written whole, refuses to overwrite silently, works for deterministic LMF."""
 
+import copy
+import dataclasses
 import importlib
 import json
 import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from probfusion.diagnostics import (
     attribution_map,
@@ -102,3 +105,29 @@ def test_deterministic_report_and_failures_leave_nothing(runs, tmp_path):
     with pytest.raises(ConfigError, match="no rank components"):
         write_report(tfn)
     assert sorted(p.name for p in tfn.iterdir()) == sorted(p.name for p in runs["tfn"].iterdir())
+
+
+def test_nuts_report_states_divergences_and_leaves_out_unidentifiable_component_tables(nuts_run, tmp_path):
+    model = copy.deepcopy(nuts_run.model)
+    draws = {name: getattr(model, f"draws_{name}").clone() for name in model.head.site_shapes()}
+    perm, half = torch.tensor([2, 0, 1]), draws["bias"].shape[0] // 2  # chain 1 labels the components otherwise
+    draws["precision"][half:] = draws["precision"][half:][:, perm]
+    draws["theta"][half:] = draws["theta"][half:][:, :, perm]
+    for k in range(len(model.modalities)):
+        draws[f"factor_{k}"][half:] = draws[f"factor_{k}"][half:][:, perm]
+    model.store_draws(draws)
+    run = dataclasses.replace(
+        nuts_run,
+        path=shutil.copytree(nuts_run.path, tmp_path / "nuts"),
+        model=model,
+        metrics={**nuts_run.metrics, "nuts_divergences": 2, "nuts_divergences_per_chain": [2, 0]},
+    )
+    report = write_report(run)
+    assert report.checks["divergences"]["divergences"] == 2
+    assert "2 divergent transitions" in report.text
+    assert report.checks["components"]["identifiable"] is False
+    assert "Not reported per index" in report.text
+    names = {p.name for p in report.path.iterdir()}
+    assert "components.csv" not in names
+    assert "ablation.csv" not in names
+    assert "summary.csv" in names  # the label-invariant summary stays
