@@ -282,13 +282,29 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
         if lmf is not None and ard is not None:
             checks["ard_minus_lmf_points"] = 100 * (ard - lmf)
             checks["ard_within_1_of_lmf"] = abs(ard - lmf) <= 0.01
+        laplace = stats.get("lmf-ard-laplace", {}).get("accuracy_mean")
+        if lmf is not None and laplace is not None:
+            checks["ard_laplace_minus_lmf_points"] = 100 * (laplace - lmf)
+            checks["ard_laplace_within_1_of_lmf"] = abs(laplace - lmf) <= 0.01
         summary["sets"][name] = {"models": stats, "checks": checks}
         summary["sets"][name]["wall_seconds"] = sum(r.get("fit_seconds", 0.0) for r in part)
     header = ["set", "model", "test accuracy %", "test NLL", "test ECE-15", "fit s", "seeds"]
     return summary, pivot_table(summary, sets) + "\n" + markdown_table(header, table)
 
 
-PIVOT = ("linear reference", "LR concat", "lmf", "lmf-ard", "concat", "concat-linear", "tfn", "gp-mkl", "tmc", "rcml")
+PIVOT = (
+    "linear reference",
+    "LR concat",
+    "lmf",
+    "lmf-ard",
+    "lmf-ard-laplace",
+    "concat",
+    "concat-linear",
+    "tfn",
+    "gp-mkl",
+    "tmc",
+    "rcml",
+)
 
 
 def pivot_table(summary: dict, sets: list[str]) -> str:
@@ -311,6 +327,7 @@ def pivot_table(summary: dict, sets: list[str]) -> str:
             ("≥ lin-1", checks.get("lmf_ge_linear_minus_1")),
             ("≥ concat-1", checks.get("lmf_ge_concat_minus_1")),
             ("ARD ±1", checks.get("ard_within_1_of_lmf")),
+            ("ARD (Laplace) ±1", checks.get("ard_laplace_within_1_of_lmf")),
         ]
         verdict = ", ".join(f"{label} {'yes' if ok else 'NO'}" for label, ok in marks if ok is not None)
         rows.append([name, *cells, verdict, f"{entry['wall_seconds'] / 60:.1f}"])

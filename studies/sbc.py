@@ -99,7 +99,6 @@ def one_simulation(sim: int, smoke: bool, latents: list, probes: list) -> dict:
         batch_size=N,
         seed=sim,
         realign_every=50,
-        realign_tolerance=0.02,
     )
     with torch.no_grad():
         svi = guide.sample(draws, generator=torch.Generator().manual_seed(sim))

@@ -110,7 +110,10 @@ def test_deterministic_report_and_failures_leave_nothing(runs, tmp_path):
 def test_nuts_report_states_divergences_and_leaves_out_unidentifiable_component_tables(nuts_run, tmp_path):
     model = copy.deepcopy(nuts_run.model)
     draws = {name: getattr(model, f"draws_{name}").clone() for name in model.head.site_shapes()}
-    perm, half = torch.tensor([2, 0, 1]), draws["bias"].shape[0] // 2  # chain 1 labels the components otherwise
+    # Components of clearly different weight (the tiny SVI run's may be near copies), then chain 1 labels them
+    # otherwise.
+    draws["theta"] = draws["theta"] * torch.tensor([3.0, 1.0, 0.3])
+    perm, half = torch.tensor([2, 0, 1]), draws["bias"].shape[0] // 2
     draws["precision"][half:] = draws["precision"][half:][:, perm]
     draws["theta"][half:] = draws["theta"][half:][:, :, perm]
     for k in range(len(model.modalities)):
