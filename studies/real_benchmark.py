@@ -3,7 +3,8 @@
 Issue 16: on real multi-view sets nobody here prepared, the default ``probfusion fit`` lost to a logistic
 regression on the concatenated views. This study fits every model kind with its defaults (``RunConfig()`` with
 only the data changed) on six real settings -- av-digits (random and held-out-speaker splits), mfeat, Scene-15,
-CUB (10 classes) and MSRC-v1 -- and scikit-learn logistic regressions on the same rows.
+CUB (10 classes) and MSRC-v1 -- and scikit-learn logistic regressions on the same rows. Issue 12 added the
+evidential kinds ``tmc`` and ``rcml`` (their defaults too), run later on the same seeds and splits and merged in.
 
 Protocol: per seed, one stratified 70/10/20 split (av-digits/speaker: the held-out speaker is the test set,
 the rest is split 7:1 into train and validation), the same rows for every model of that seed. The logistic
@@ -16,7 +17,8 @@ Acceptance rule (per set, mean over seeds): default LMF test accuracy >= linear 
 >= default concat - 1 point; ARD-LMF within 1 point of deterministic LMF at the same maximum rank.
 
 Run: ``python studies/real_benchmark.py`` (see the README for the wall time); ``--smoke`` for a seconds-long
-check; ``--sets``, ``--models``, ``--seeds`` to run a part. Writes
+check; ``--sets``, ``--models``, ``--seeds`` to run a part, ``--merge A/rows.json B/rows.json`` to summarise
+parts (each (set, seed, model) row once, the first file's). Writes
 ``studies/results/real_benchmark/{results.csv,table.md,summary.json}``.
 """
 
