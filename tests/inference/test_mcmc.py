@@ -8,6 +8,7 @@ from pyro.infer.mcmc.util import initialize_model
 
 from probfusion.config import SyntheticConfig
 from probfusion.data.synthetic import make_planted_interaction
+from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations
 from probfusion.fusion.rank import variance_shares
 from probfusion.inference.mcmc import non_centred_model, recentre, run_nuts_head
@@ -82,6 +83,8 @@ def test_non_centred_sampling_returns_the_models_sites(tiny):
     gaussian = BayesianLowRankFusion(input_dims=[2, 2], rank=1, num_classes=2, rank_prior="gaussian").double()
     fixed = run_nuts_head(gaussian, latents, labels, num_warmup=2, num_draws=4, num_chains=1, seed=0, max_tree_depth=2)
     assert fixed.parameterisation == "centred"  # no funnel without random precisions
+    with pytest.raises(ConfigError, match="at least 4 draws"):
+        run_nuts_head(gaussian, latents, labels, num_warmup=2, num_draws=3, num_chains=1, seed=0)
 
 
 def _largest_curvature(model, latents, labels, log_precision: float, eps: dict) -> float:
