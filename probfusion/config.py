@@ -449,6 +449,8 @@ class BayesConfig(_JSONConfig):
             laplace_rounds=self.laplace_rounds,
         )
         _check_non_negative("BayesConfig", realign_every=self.realign_every)
+        if self.inference is InferenceKind.NUTS and self.num_draws < 4:  # Pyro's MCMC diagnostics need 4
+            raise ConfigError(f"BayesConfig.num_draws must be at least 4 for NUTS; got {self.num_draws}.")
         if not 0.0 < self.activity_threshold < 1.0:
             raise ConfigError(
                 "BayesConfig.activity_threshold must lie in (0, 1) (a share of variance); "

@@ -17,8 +17,8 @@ sampled as it stands.
 
 Chains run one after another, each from its own seed (``seed + chain``); Pyro's sampler draws from the global
 torch RNG, which is forked so the caller's state is untouched. Divergent transitions after warm-up are counted
-per chain (Pyro's ``MCMC.diagnostics()["divergences"]``). Cost: O((warmup + draws) * leapfrog steps * n r
-(sum_m d_m + c)) per chain.
+per chain (``MCMC.diagnostics()["divergences"]``; it needs at least 4 draws per chain). Cost: O((warmup +
+draws) * leapfrog steps * n r (sum_m d_m + c)) per chain.
 
 References: M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 2014; O. Papaspiliopoulos, G. O. Roberts,
 M. Sköld, "A general framework for the parametrization of hierarchical models", Statistical Science 2007;
@@ -38,10 +38,14 @@ from pyro.infer.autoguide import init_to_uniform
 from pyro.infer.reparam import LocScaleReparam
 from torch import Tensor
 
+from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion
 from probfusion.options import NUTSParameterisation, parse_option
 
 __all__ = ["NUTSResult", "non_centred_model", "recentre", "run_nuts_head"]
+
+MIN_DRAWS = 4
+"""Fewest draws per chain: ``MCMC.diagnostics()`` (divergences, acceptance) computes R-hat/ESS, which needs 4."""
 
 _SUFFIX = "_decentered"  # Pyro's name for the standardised site that LocScaleReparam adds
 
@@ -133,7 +137,14 @@ def run_nuts_head(
 
     Returns:
         Draws shaped `(chain, draw, ...)`, divergences per chain, acceptance and time.
+
+    Raises:
+        ConfigError: For fewer than :data:`MIN_DRAWS` draws per chain.
     """
+    if num_draws < MIN_DRAWS:
+        raise ConfigError(
+            f"NUTS needs at least {MIN_DRAWS} draws per chain (for Pyro's diagnostics); got num_draws={num_draws}."
+        )
     started = time.perf_counter()
     choice = parse_option(parameterisation, NUTSParameterisation, name="NUTS parameterisation")
     non_centred = choice is NUTSParameterisation.NON_CENTRED and model.is_ard
@@ -157,6 +168,8 @@ def run_nuts_head(
             mcmc = MCMC(kernel, num_samples=num_draws, warmup_steps=num_warmup, num_chains=1, disable_progbar=True)
             mcmc.run(latents, labels)
             samples = {k: v.detach() for k, v in mcmc.get_samples().items()}
+            # Divergent steps after warm-up and the acceptance rate, per chain, as MCMC.diagnostics() reports them
+            # (its R-hat/ESS pass is why at least 4 draws are needed).
             diagnostics = mcmc.diagnostics()
             divergences.append(int(sum(len(v) for v in diagnostics["divergences"].values())))
             acceptance.append(float(next(iter(diagnostics["acceptance rate"].values()))))
