@@ -1,6 +1,7 @@
 """Every study script runs end to end at tiny size (Pyro's tests/test_examples.py pattern)."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,21 @@ def _conflict_table_scores_each_uncertainty(out: Path) -> None:
     assert all(int(r["conflict_rows"]) > 0 for r in rows if r["attack"] == "conflict")
 
 
+def _tune_benchmark_scores_tune_beside_references(out: Path) -> None:
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["score_run_matches_model_row"]  # the best run is scored as real_benchmark scores a fit
+    models = summary["sets"]["av-digits"]["models"]
+    assert {"tune", "linear reference", "concat", "lmf"} <= set(models)
+    assert models["tune"]["trials"] == [2]
+    assert isinstance(summary["sets"]["av-digits"]["checks"]["tune_ge_max_linear_concat"], bool)
+    assert (out / "trials" / "av-digits-seed0.csv").is_file()
+
+
 # Extra checks of a script's output, by script name.
-EXPECT = {"conflict_table": _conflict_table_scores_each_uncertainty}
+EXPECT = {
+    "conflict_table": _conflict_table_scores_each_uncertainty,
+    "tune_benchmark": _tune_benchmark_scores_tune_beside_references,
+}
 SCRIPTS = sorted(p for p in [*STUDIES.glob("*.py"), *STUDIES.glob("benchmarks/*.py")] if not p.name.startswith("_"))
 
 
