@@ -18,7 +18,7 @@ Two worker processes share the simulations (results do not depend on the split: 
 its index). L is small because Pyro's NUTS costs about 0.1 s per iteration here; SBC's power comes from the
 number of simulations, and L + 1 = 20 ranks fall into 10 bins of 2.
 
-Run: ``python studies/sbc.py`` (100 simulations, about 30 CPU minutes); ``--seeds N`` sets the
+Run: ``python studies/sbc.py`` (100 simulations: about 70 minutes on 2 shared cores); ``--seeds N`` sets the
 number of simulations; ``--smoke`` for seconds. Results: ``studies/results/sbc/`` (``results.csv`` one row
 per simulation with every rank, ``summary.json`` with the counts and p-values, ``table.md``, ``ranks.png``).
 """
