@@ -51,6 +51,9 @@ __all__ = [
 PRECISION_RANGE = (1e-8, 1e8)
 """ARD precisions are kept in this range."""
 
+GGN_CHUNK_ELEMENTS = 2**22
+"""Rows of the GGN are summed in chunks of about this many (row, component, coordinate) numbers."""
+
 PRIOR_SCALES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 """Multipliers of the evidence's prior precisions among which validation NLL chooses (:func:`fit_laplace`)."""
 
@@ -166,7 +169,6 @@ def ggn_blocks(latents: Sequence[Tensor], sites: dict[str, Tensor]) -> tuple[Ten
 def fit_laplace(
     head: BayesianLowRankFusion,
     latents: Sequence[Tensor],
-    labels: Tensor,
     *,
     start: dict[str, Tensor],
     start_precision: Tensor,
@@ -179,12 +181,12 @@ def fit_laplace(
     stopping on validation; re-fitting them to convergence on the frozen training latents overfits), the
     curvature is the GGN there, and under ARD each component's precision maximises the Laplace evidence with the
     mean fixed, by the fixed point ``lambda_i = (n_i + 2 (a0 - 1)) / (||w_i||^2 + tr Sigma_i + 2 b0)`` (the
-    Gamma(a0, b0) hyperprior's MAP form). Computed in float64 on the device of ``latents``.
+    Gamma(a0, b0) hyperprior's MAP form). The GGN needs no labels: it is the expected curvature under the
+    model's own predictive. Computed in float64 on the device of ``latents``.
 
     Args:
         head: The Bayesian head (its prior: ARD or fixed Gaussian precisions, Gamma(a0, b0)).
         latents: M tensors `(N, d_m)`, the frozen encoders' training latents.
-        labels: `(N,)` class labels (the GGN does not use them; kept for the signature of a fit).
         start: The mean: sites ``factor_k``, ``theta``, ``bias`` (the first stage's weights).
         start_precision: `(r,)` initial precisions (ignored without ARD: the fixed ones are used).
         rounds: Fixed-point updates of the precisions (none without ARD).
@@ -196,7 +198,6 @@ def fit_laplace(
     Returns:
         One fit per scale, in order.
     """
-    del labels
     started = time.perf_counter()
     latents = [z.detach().double() for z in latents]
     device = latents[0].device
@@ -205,7 +206,15 @@ def fit_laplace(
     precision = start_precision.detach().double().to(device).clamp(*PRECISION_RANGE) if head.is_ard else fixed
     a0, b0 = float(head.prior_shape), float(head.prior_rate)
     with torch.no_grad():
-        blocks, bias_block = ggn_blocks(latents, sites)
+        # The GGN is a sum over rows: accumulated in chunks, so memory stays O(chunk r n_i) whatever N.
+        rank, width = (
+            sites["theta"].shape[1],
+            sum(int(v.shape[-1]) for k, v in sites.items() if k.startswith("factor_")),
+        )
+        chunk = max(1, GGN_CHUNK_ELEMENTS // (rank * (width + head.num_classes)))
+        parts = [ggn_blocks([z[i : i + chunk] for z in latents], sites) for i in range(0, latents[0].shape[0], chunk)]
+        blocks = torch.stack([p[0] for p in parts]).sum(0)
+        bias_block = torch.stack([p[1] for p in parts]).sum(0)
         size = blocks.shape[-1]
         eye = torch.eye(size, dtype=blocks.dtype, device=device)
         norms = component_sites(sites, len(head.input_dims)).square().sum(-1)

@@ -343,7 +343,6 @@ def fit_bayesian_head(
         fits = fit_laplace(
             model.head,
             latents,
-            train.labels,
             start=start,
             start_precision=start.get("precision", model.head.fixed_precision()),
             rounds=bayes.laplace_rounds,

@@ -62,7 +62,6 @@ def test_evidence_fixed_point_and_prior_scales() -> None:
     fits = fit_laplace(
         head,
         latents,
-        torch.zeros(n, dtype=torch.long),
         start=start,
         start_precision=torch.ones(rank),
         rounds=500,
@@ -93,3 +92,18 @@ def test_linearised_logits_match_a_finite_difference() -> None:
         exact = head_logits(latents, {k: mean[k].unsqueeze(0) + offsets[k] for k in mean})
         errors.append(float((exact - linearised_logits(latents, mean, offsets)).abs().max()))
     assert errors[1] < errors[0] / 50  # second order: 100x smaller for a 10x smaller step
+
+
+def test_the_ggn_summed_in_row_chunks_equals_one_pass(monkeypatch) -> None:
+    import probfusion.inference.laplace as laplace
+
+    generator = torch.Generator().manual_seed(4)
+    dims, rank, classes, n = [2, 2], 3, 3, 50
+    latents = [torch.randn(n, d, generator=generator) for d in dims]
+    start = {k: v.float() for k, v in _sites(generator, dims, rank, classes).items()}
+    head = BayesianLowRankFusion(input_dims=dims, rank=rank, num_classes=classes, rank_prior="gaussian")
+    whole = fit_laplace(head, latents, start=start, start_precision=torch.ones(rank), rounds=1)[0]
+    monkeypatch.setattr(laplace, "GGN_CHUNK_ELEMENTS", 7 * rank * (2 * 3 + classes))  # chunks of 7 rows
+    chunked = fit_laplace(head, latents, start=start, start_precision=torch.ones(rank), rounds=1)[0]
+    torch.testing.assert_close(chunked.component_tril, whole.component_tril)
+    torch.testing.assert_close(chunked.bias_tril, whole.bias_tril)
