@@ -247,7 +247,7 @@ def _log_guide(run: LoadedRun, draws: dict[str, Tensor]) -> Tensor:
     """``log q(theta)`` per draw, a `(s,)` tensor: q of u = (log lambda, rest) minus log|d theta / d u|."""
     guide = bayesian_model(run).guide
     if guide is None:
-        raise ConfigError(f"{run.path} was sampled with NUTS; it has no variational guide.")
+        raise ConfigError(f"{run.path} was fitted by {run.config.bayes.inference.value}; it has no variational guide.")
     s = draws["bias"].shape[0]
     flat = torch.cat([(draws[n].log() if n == "precision" else draws[n]).reshape(s, -1) for n in guide.shapes], dim=-1)
     log_q = guide.distribution().log_prob(flat)
@@ -278,7 +278,10 @@ def variational_pareto_k(
     run = resolve_run(run)
     model = bayesian_model(run)
     if model.inference is not InferenceKind.SVI:
-        raise ConfigError(f"{run.path} was sampled with NUTS; the variational Pareto-k applies to SVI runs only.")
+        raise ConfigError(
+            f"{run.path} was fitted by {run.config.bayes.inference.value}; the variational Pareto-k applies to SVI "
+            "runs only."
+        )
     flat = (draws if draws is not None else draw_posterior(run, num_draws=num_draws, seed=seed)).flat()
     latents, labels = split_latents(run, "train")
     with torch.no_grad():

@@ -161,7 +161,7 @@ def write_report(
         rank = effective_rank_from_posterior(idata)
         summary, convergence = convergence_summary(idata)
         checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
-        if convergence["chains"] == 1:
+        if run.config.bayes.inference is InferenceKind.SVI:  # Laplace's q is not a guide: no variational k
             checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
         if run.config.bayes.inference is InferenceKind.NUTS:
             checks["divergences"] = divergence_check(run)

@@ -61,7 +61,7 @@ def test_variational_pareto_k_spells_out_its_conclusion(runs, nuts_run):
     assert out["passed"] == (out["k"] <= out["threshold"])
     assert "variational Pareto k" in out["conclusion"]
     assert 1.0 <= out["ess"] <= 100.0
-    with pytest.raises(ConfigError, match="NUTS"):
+    with pytest.raises(ConfigError, match="fitted by nuts"):
         variational_pareto_k(nuts_run)
 
 

@@ -57,3 +57,17 @@ def test_seed_form_fusion_is_the_bayesian_head_at_one_parameter_set() -> None:
     )
     torch.testing.assert_close(layer(latents), expected)
     torch.testing.assert_close(layer(latents), product)
+
+
+def test_report_of_a_laplace_run_has_no_variational_pareto_k(tmp_path: Path) -> None:
+    from probfusion.diagnostics.report import write_report
+
+    data = write_separable_npz(tmp_path / "sep.npz", n=200, num_classes=2)
+    config = dataclasses.replace(
+        small_config(str(data), epochs=4),
+        fusion=FusionConfig(rank=3, rank_prior="ard"),
+        bayes=BayesConfig(inference="laplace", posterior_samples=16),
+    )
+    report = write_report(fit(config, tmp_path / "run").path)
+    assert "variational_pareto_k" not in report.checks
+    assert "effective_rank" in report.checks
