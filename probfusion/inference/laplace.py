@@ -1,4 +1,4 @@
-r"""Laplace approximation of the seed-form LMF head, with MacKay's evidence updates of the ARD precisions.
+r"""Post-hoc Laplace approximation of the seed-form LMF head, with evidence updates of the ARD precisions.
 
 Post-hoc Laplace (as for trained networks): the posterior is a Gaussian at the first stage's weights (the
 seed-form head trained with the encoders, early-stopped on validation) whose precision is the generalised
@@ -23,7 +23,8 @@ einsums over (n, component) (:func:`ggn_blocks`), O(N r n_i^2) in all, never an 
 
 The predictive is the linearised (GLM) one, ``logits(theta) ~ logits(theta*) + J (theta - theta*)``, which is
 what a GGN Laplace approximates (Immer, Korzepa, Bauer, ICML 2021; Daxberger et al., "Laplace Redux", NeurIPS
-2021): its mean logits are the MAP's, so the approximation never costs the MAP's accuracy.
+2021): its mean logits are those at the centre (the first stage's weights), so up to the averaging of the softmax
+it keeps the first stage's accuracy.
 """
 
 from __future__ import annotations
