@@ -138,10 +138,9 @@ class BayesianFusionClassifier(nn.Module):
         offsets["bias"] = bias_noise @ bias_tril.T
         return offsets
 
-    def _laplace_mean(self, num_samples: int) -> dict[str, Tensor]:
-        """The MAP sites repeated ``num_samples`` times (no precision)."""
-        names = [n for n in self.head.site_shapes() if n != "precision"]
-        return {n: getattr(self, f"map_{n}").expand(num_samples, *getattr(self, f"map_{n}").shape) for n in names}
+    def _laplace_centre(self) -> dict[str, Tensor]:
+        """The Laplace posterior's mean sites, one set without a draw dimension (no precision)."""
+        return {n: getattr(self, f"map_{n}") for n in self.head.site_shapes() if n != "precision"}
 
     def posterior_draws(self, num_samples: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Draws of the head's parameters, sample dimension first.
@@ -159,8 +158,8 @@ class BayesianFusionClassifier(nn.Module):
         if self.guide is not None:
             draws = self.guide.sample(num_samples, generator=generator)
         elif self.inference is InferenceKind.LAPLACE:
-            mean, offsets = self._laplace_mean(num_samples), self._laplace_offsets(num_samples, generator)
-            draws = {name: mean[name] + offsets[name] for name in mean}
+            centre, offsets = self._laplace_centre(), self._laplace_offsets(num_samples, generator)
+            draws = {name: centre[name] + offsets[name] for name in centre}  # broadcast over the s draws
             if self.head.is_ard:
                 draws["precision"] = self.map_precision.expand(num_samples, -1)
         else:
@@ -196,8 +195,7 @@ class BayesianFusionClassifier(nn.Module):
         if count < 1:
             raise ConfigError(f"num_samples must be a positive integer; got {count}.")
         # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
-        mean = {k: v[0] for k, v in self._laplace_mean(1).items()}
-        return linearised_logits(latents, mean, self._laplace_offsets(count, generator))
+        return linearised_logits(latents, self._laplace_centre(), self._laplace_offsets(count, generator))
 
     def forward(self, views: Views) -> Tensor:
         """Log of the posterior-mean predictive probabilities, `(n, c)` (``bayes.posterior_samples`` draws)."""

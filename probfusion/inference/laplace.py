@@ -29,7 +29,6 @@ it keeps the first stage's accuracy.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,23 +63,17 @@ class LaplaceFit:
     """Outcome of :func:`fit_laplace`.
 
     Attributes:
-        mean: The MAP sites ``factor_k`` `(r, d_k + 1)`, ``theta`` `(c, r)`, ``bias`` `(c,)`.
+        mean: The centre's sites ``factor_k`` `(r, d_k + 1)`, ``theta`` `(c, r)`, ``bias`` `(c,)`.
         precision: The `(r,)` ARD precisions at the last evidence update (the fixed ones without ARD).
         component_tril: `(r, n_i, n_i)` Cholesky factors of each component's posterior covariance, in the
             order ``[w_1i; ...; w_Mi; Theta_{:, i}]``.
         bias_tril: `(c, c)` Cholesky factor of the biases' posterior covariance.
-        well_determined: `(r,)` gamma_i of the last update.
-        history: Per precision update: the largest change of a log precision.
-        seconds: Wall time.
     """
 
     mean: dict[str, Tensor]
     precision: Tensor
     component_tril: Tensor
     bias_tril: Tensor
-    well_determined: Tensor
-    history: list[dict[str, float]]
-    seconds: float
 
 
 def component_sites(sites: dict[str, Tensor], num_modalities: int) -> Tensor:
@@ -199,7 +192,6 @@ def fit_laplace(
     Returns:
         One fit per scale, in order.
     """
-    started = time.perf_counter()
     latents = [z.detach().double() for z in latents]
     device = latents[0].device
     sites = {k: v.detach().double().to(device) for k, v in start.items() if k != "precision"}
@@ -207,32 +199,25 @@ def fit_laplace(
     precision = start_precision.detach().double().to(device).clamp(*PRECISION_RANGE) if head.is_ard else fixed
     a0, b0 = float(head.prior_shape), float(head.prior_rate)
     with torch.no_grad():
+        components = component_sites(sites, len(head.input_dims))  # (r, n_i)
+        norms, (rank, size) = components.square().sum(-1), components.shape
         # The GGN is a sum over rows: accumulated in chunks, so memory stays O(chunk r n_i) whatever N.
-        rank, width = (
-            sites["theta"].shape[1],
-            sum(int(v.shape[-1]) for k, v in sites.items() if k.startswith("factor_")),
-        )
-        chunk = max(1, GGN_CHUNK_ELEMENTS // (rank * (width + head.num_classes)))
+        chunk = max(1, GGN_CHUNK_ELEMENTS // (rank * size))
         parts = [ggn_blocks([z[i : i + chunk] for z in latents], sites) for i in range(0, latents[0].shape[0], chunk)]
         blocks = torch.stack([p[0] for p in parts]).sum(0)
         bias_block = torch.stack([p[1] for p in parts]).sum(0)
-        size = blocks.shape[-1]
         eye = torch.eye(size, dtype=blocks.dtype, device=device)
-        norms = component_sites(sites, len(head.input_dims)).square().sum(-1)
-        history: list[dict[str, float]] = []
         for _ in range(max(0, rounds) if head.is_ard else 0):
             trace = _covariance(blocks, precision, eye).diagonal(dim1=-2, dim2=-1).sum(-1)
             updated = ((size + 2 * (a0 - 1)) / (norms + trace + 2 * b0)).clamp(*PRECISION_RANGE)
-            change = float((updated.log() - precision.log()).abs().max())
+            converged = float((updated.log() - precision.log()).abs().max()) < 1e-4
             precision = updated
-            history.append({"max_log_change": change})
-            if change < 1e-4:
+            if converged:
                 break
         eye_bias = torch.eye(head.num_classes, dtype=torch.float64, device=device) / BIAS_SCALE**2
         fits = []
         for scale in scales:
             covariance = _covariance(blocks, scale * precision, eye)
-            well_determined = size - scale * precision * covariance.diagonal(dim1=-2, dim2=-1).sum(-1)
             bias_covariance = torch.cholesky_inverse(torch.linalg.cholesky(bias_block + scale * eye_bias))
             fits.append(
                 LaplaceFit(
@@ -240,9 +225,6 @@ def fit_laplace(
                     precision=(scale * precision).float(),
                     component_tril=torch.linalg.cholesky(covariance).float(),
                     bias_tril=torch.linalg.cholesky(bias_covariance).float(),
-                    well_determined=well_determined.float(),
-                    history=history,
-                    seconds=time.perf_counter() - started,
                 )
             )
     return fits
