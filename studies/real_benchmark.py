@@ -199,20 +199,25 @@ def tfn_fits(config: RunConfig, num_views: int) -> bool:
     return (latent + 1) ** num_views * fused <= TFN_MAX_WEIGHTS
 
 
+def score_test_split(path: Path, seed: int) -> dict[str, float]:
+    """Accuracy, NLL and ECE-15 of a finished run's test predictive (its own number of draws, seeded)."""
+    loaded = load_run(path)
+    _, _, test = loaded.splits()
+    data = loaded.tensors(test)
+    samples = loaded.metrics.get("posterior_samples", 1)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        loaded.model.eval()
+        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
+    return _scores(probs.numpy(), data.labels.numpy())
+
+
 def model_row(config: RunConfig, out: Path) -> dict:
     """Fit one model with the public API and score its test predictive (accuracy, NLL, ECE-15)."""
     tick = time.perf_counter()
     run = fit(config, out)
     seconds = time.perf_counter() - tick
-    loaded = load_run(run.path)
-    _, _, test = loaded.splits()
-    data = loaded.tensors(test)
-    samples = run.metrics.get("posterior_samples", 1)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    scores = _scores(probs.numpy(), data.labels.numpy())
+    scores = score_test_split(run.path, config.seed)
     extra = {k: run.metrics.get(k) for k in ("epochs_run", "best_epoch", "effective_rank", "rank", "resolved")}
     return {"val_accuracy": run.metrics["val"]["accuracy"], **scores, "fit_seconds": seconds, **extra}
 

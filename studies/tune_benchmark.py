@@ -7,14 +7,14 @@ the default ``concat``; the default ``lmf`` stands beside them. Hypothesis: a va
 tuner's space closes the gap the default LMF leaves to concat on av-digits, Scene-15 and MSRC-v1.
 
 Protocol: ``real_benchmark.py``'s sets, splits and scoring (imported from it: ``SETS``, ``data_config``,
-``logistic_rows``, ``model_row``). Per set and seed, the package's tuner (:func:`probfusion.tuning.tune`, the
-code path of ``probfusion tune``; base config ``RunConfig(data=..., seed=seed, device="cpu")``, the default
-``--model lmf``, every other ``TuneConfig`` default) runs ``--trials`` trials and chooses on validation NLL;
-its best run (``<study>/best``) is scored on the test rows as ``model_row`` scores a model (accuracy, NLL,
-ECE-15). Its fit seconds are the summed durations of all its trials, pruned ones included. The linear
-reference is refitted on the same rows; the default ``concat`` and ``lmf`` rows are fitted with ``model_row``,
-or with ``--reuse`` taken from ``studies/results/real_benchmark/rows.json`` for the same set and seed (each
-row's ``source`` says which).
+``logistic_rows``, ``model_row``, ``score_test_split``). Per set and seed, the package's tuner
+(:func:`probfusion.tuning.tune`, the code path of ``probfusion tune``; base config ``RunConfig(data=..., seed=seed,
+device="cpu")``, the default ``--model lmf``, every other ``TuneConfig`` default) runs ``--trials`` trials and
+chooses on validation NLL; its best run (``<study>/best``) is scored on the test rows by ``score_test_split``, as
+``model_row`` scores a model (accuracy, NLL, ECE-15). Its fit seconds are the summed durations of all its trials,
+pruned ones included. The linear reference is refitted on the same rows; the default ``concat`` and ``lmf`` rows
+are fitted with ``model_row``, or with ``--reuse`` taken from ``studies/results/real_benchmark/rows.json`` for the
+same set and seed (each row's ``source`` says which).
 
 Check (per set, mean over the seeds run): tune test accuracy >= max(linear reference, concat).
 
@@ -34,15 +34,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import optuna
-import torch
 from _common import RESULTS, markdown_table, mean_std, write_results
-from real_benchmark import MODELS, SETS, _scores, data_config, logistic_rows, model_row
+from real_benchmark import DEFAULT_SETS, MODELS, SETS, data_config, logistic_rows, model_row, score_test_split
 
-from probfusion import RunConfig, TrainConfig, load_run
+from probfusion import RunConfig, TrainConfig
 from probfusion.runs import atomic_write_json, atomic_write_text
 from probfusion.tuning import IntDimension, SearchSpace, TuneConfig, tune
 
-DEFAULT_SETS = ("av-digits", "av-digits-speaker", "mfeat", "scene15", "cub", "msrc_v1")
 STORED_ROWS = RESULTS / "real_benchmark" / "rows.json"
 REFERENCES = ("linear reference", "concat", "lmf")
 
@@ -59,19 +57,6 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def score_run(path: Path, seed: int) -> dict:
-    """Test accuracy, NLL and ECE-15 of a finished run, scored as ``real_benchmark.model_row`` scores its fit."""
-    loaded = load_run(path)
-    _, _, test = loaded.splits()
-    data = loaded.tensors(test)
-    samples = loaded.metrics.get("posterior_samples", 1)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    return _scores(probs.numpy(), data.labels.numpy())
-
-
 def tune_row(base: RunConfig, settings: TuneConfig, folder: Path) -> dict:
     """Run (or continue) the study in ``folder`` and score its best run on the test rows."""
     tick = time.perf_counter()
@@ -86,7 +71,7 @@ def tune_row(base: RunConfig, settings: TuneConfig, folder: Path) -> dict:
         "model": "tune",
         "val_accuracy": loaded_metrics["val"]["accuracy"],
         "val_nll": result.best_value,
-        **score_run(result.best_run, base.seed),
+        **score_test_split(result.best_run, base.seed),
         "fit_seconds": sum(float(t["seconds"] or 0.0) for t in trials),
         "call_seconds": wall,
         "trials": len(trials),
@@ -162,8 +147,9 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
             [
                 name,
                 *(f"{100 * acc[m]:.1f}" if m in acc else "-" for m in ("tune", *REFERENCES)),
-                "-" if verdict is None else f"{'yes' if verdict else 'NO'} "
-                f"({checks['tune_minus_best_reference_points']:+.1f})",
+                "-"
+                if verdict is None
+                else f"{'yes' if verdict else 'NO'} ({checks['tune_minus_best_reference_points']:+.1f})",
                 ",".join(str(t) for t in tune_cell.get("trials", [])) or "-",
                 tune_cell.get("seeds", "-"),
                 f"{tune_cell.get('fit_seconds_mean', float('nan')) / 60:.1f}",
@@ -233,9 +219,9 @@ def main() -> None:
     if settings.trials < 30 or len(seeds) < 3:
         note += " -- less than the issue's acceptance protocol (30 trials x 3 seeds)"
     table = f"{note}. Test accuracy %, mean over seeds; tune chose on validation NLL.\n\n{table}"
-    if args.smoke:  # the tuner's scorer agrees with model_row's on the same run folder
+    if args.smoke:  # rescoring a fitted run folder reproduces model_row's row (the seeded predictive is stable)
         lmf = next(r for r in rows if r["model"] == "lmf")
-        again = score_run(scratch / "av-digits-lmf-0", 0)
+        again = score_test_split(scratch / "av-digits-lmf-0", 0)
         summary["score_run_matches_model_row"] = all(abs(again[k] - lmf[k]) < 1e-12 for k in again)
     write_results(out, rows, summary, table)
     print(table)
