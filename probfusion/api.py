@@ -444,6 +444,7 @@ def _train_into(
         fusion_parameters=final.fusion_parameter_count(),
         total_parameters=final.parameter_count(),
         best_epoch=result.best_epoch,
+        temperature=result.temperature,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         train_seconds=sum(r.seconds for r in result.history),

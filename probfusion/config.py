@@ -21,6 +21,7 @@ from probfusion.model_size import check_model_size
 from probfusion.options import (
     AlignmentKind,
     AttackKind,
+    Calibration,
     DeviceKind,
     EvidenceFunction,
     EvidentialFeatures,
@@ -356,9 +357,13 @@ class TrainConfig(_JSONConfig):
             number of epochs.
         min_steps: With ``epochs=None``: the fewest optimizer steps the epoch budget must allow. Runs stored
             before this field existed have explicit epochs and ignore it.
+        calibration: ``temperature``: early stopping on the validation NLL after temperature scaling (``T >= 1``),
+            which ignores the overconfidence that training grows once the ranking of classes stops improving, and
+            a deterministic model's logits divided by the T fitted at the best epoch; ``none``: the raw
+            validation NLL, no recalibration. Runs stored before this field existed load with ``none``.
     """
 
-    _LEGACY: ClassVar[Mapping[str, Any]] = {"min_steps": 0}
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"min_steps": 0, "calibration": Calibration.NONE}
 
     epochs: int | None = None
     batch_size: int = 128
@@ -366,8 +371,10 @@ class TrainConfig(_JSONConfig):
     weight_decay: float = 1e-4
     patience: int | None = None
     min_steps: int = 1500
+    calibration: Calibration = Calibration.TEMPERATURE
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", parse_option(self.calibration, Calibration, name="calibration"))
         _check_positive("TrainConfig", batch_size=self.batch_size, learning_rate=self.learning_rate)
         _check_positive_or_none("TrainConfig", epochs=self.epochs, patience=self.patience)
         _check_non_negative("TrainConfig", weight_decay=self.weight_decay, min_steps=self.min_steps)

@@ -14,6 +14,7 @@ from probfusion.errors import ConfigError
 __all__ = [
     "AlignmentKind",
     "AttackKind",
+    "Calibration",
     "DeviceKind",
     "EvidenceFunction",
     "EvidentialFeatures",
@@ -52,6 +53,16 @@ class FusionKind(StrEnum):
     """Trusted multi-view classification (Han et al., 2021): per-modality Dirichlet opinions, Dempster-Shafer."""
     RCML = "rcml"
     """Reliable conflictive multi-view learning (Xu et al., 2024): averaged evidence, a conflict-degree loss."""
+
+
+class Calibration(StrEnum):
+    """How the first stage's validation predictive is read: for early stopping, and to recalibrate at the end."""
+
+    TEMPERATURE = "temperature"
+    """Early stopping on the validation NLL after temperature scaling (T >= 1), and the deterministic model's
+    logits divided by the T fitted on the validation rows at the best epoch (:mod:`probfusion.metrics.temperature`)."""
+    NONE = "none"
+    """Early stopping on the raw validation NLL; no recalibration."""
 
 
 class HeadKind(StrEnum):

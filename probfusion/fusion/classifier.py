@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from probfusion._shapes import Views
@@ -19,7 +20,10 @@ class MultimodalClassifier(nn.Module):
     r"""jWAE encoders, then LMF, TFN or concatenation fusion, then a classifier head (point estimates).
 
     .. math::
-        z_m = f_m(x_m), \qquad \mathrm{logits} = \mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M))
+        z_m = f_m(x_m), \qquad \mathrm{logits} = \mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M)) / T
+
+    with T the ``temperature`` buffer: 1 while training, then the validation-fitted temperature when
+    ``TrainConfig.calibration`` is ``temperature`` (runs stored before it load with T = 1).
 
     Training minimises cross-entropy plus :meth:`JointWAE.loss` on the latents of one encoder pass
     (:meth:`forward_with_latents`); fitting lives in :mod:`probfusion.inference`, not here. Implements the
@@ -69,6 +73,12 @@ class MultimodalClassifier(nn.Module):
         else:
             self.fusion, self.head = layers
         self.num_classes = num_classes
+        self.register_buffer("temperature", torch.ones(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A run stored before the temperature existed was never recalibrated: T = 1 reproduces it.
+        state_dict.setdefault(prefix + "temperature", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the latents they came from, so the jWAE loss reuses one encoder pass.
@@ -81,7 +91,7 @@ class MultimodalClassifier(nn.Module):
         """
         latents = self.jwae.encode(views)
         fused = self.fusion([latents[m] for m in self.modalities])
-        return self.head(fused), latents
+        return self.head(fused) / self.temperature, latents
 
     def forward(self, views: Views) -> Tensor:
         """Class logits.

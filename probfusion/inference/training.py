@@ -1,5 +1,9 @@
 """Seeded training of a deterministic multimodal classifier: Adam, jWAE loss, validation early stopping.
 
+Early stopping reads the validation NLL after temperature scaling by default (``TrainConfig.calibration``):
+the epoch kept is the one whose predictive, recalibrated by one scalar, fits the validation rows best, and a
+model with a ``temperature`` buffer gets the T fitted at that epoch (:mod:`probfusion.metrics.temperature`).
+
 Training is a free function over a model (the Pyro / GPyTorch split of model and inference). Every epoch draws
 its minibatch order, dropout masks and sliced-Wasserstein projections from a seed derived from
 ``(seed, epoch)``, so a run resumed from a checkpoint gives exactly the metrics of an uninterrupted one.
@@ -23,17 +27,32 @@ from probfusion.config import TrainConfig
 from probfusion.encoders.jwae import JWAELoss
 from probfusion.errors import ConfigError, TrainingDivergedError
 from probfusion.inference.data import TensorData
-from probfusion.inference.predictive import score_classifier
+from probfusion.inference.predictive import predict_probabilities
+from probfusion.metrics.classification import accuracy, negative_log_likelihood
+from probfusion.metrics.temperature import fit_temperature
+from probfusion.options import Calibration
 from probfusion.seeding import make_generator
 
-__all__ = ["EpochRecord", "FitResult", "Objective", "TrainingState", "cross_entropy_objective", "train_classifier"]
+__all__ = [
+    "EpochRecord",
+    "FitResult",
+    "Objective",
+    "TrainingState",
+    "cross_entropy_objective",
+    "selection_nll",
+    "train_classifier",
+]
 
 logger = logging.getLogger("probfusion")
 
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """Losses (means over the epoch's minibatches) and validation metrics after one epoch."""
+    """Losses (means over the epoch's minibatches) and validation metrics after one epoch.
+
+    ``val_calibrated_nll`` is the validation NLL at the temperature ``val_temperature`` (>= 1) that minimises it;
+    records stored before these fields existed load with the raw NLL and 1.
+    """
 
     epoch: int
     loss: float
@@ -45,6 +64,13 @@ class EpochRecord:
     val_nll: float
     val_accuracy: float
     seconds: float
+    val_calibrated_nll: float = math.nan
+    val_temperature: float = 1.0
+
+
+def selection_nll(record: EpochRecord, calibration: Calibration) -> float:
+    """The validation NLL that early stopping compares: calibrated (``temperature``) or raw (``none``)."""
+    return record.val_calibrated_nll if calibration is Calibration.TEMPERATURE else record.val_nll
 
 
 @dataclass
@@ -53,7 +79,8 @@ class TrainingState:
 
     Attributes:
         epoch: Epochs completed.
-        best_epoch: Epoch (1-based) with the lowest validation NLL so far; 0 before the first epoch.
+        best_epoch: Epoch (1-based) with the lowest validation NLL so far (:func:`selection_nll`); 0 before the
+            first epoch.
         best_val_nll: That NLL.
         epochs_without_improvement: Epochs since the best one.
         history: One record per completed epoch.
@@ -72,13 +99,17 @@ class TrainingState:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Result of :func:`train_classifier`; the model holds the best-validation weights on return."""
+    """Result of :func:`train_classifier`; the model holds the best-validation weights on return.
+
+    ``temperature`` is the T set on the model (1 when the model has no ``temperature`` or calibration is off).
+    """
 
     history: list[EpochRecord]
     best_epoch: int
     best_val_nll: float
     stopped_early: bool
     seconds: float
+    temperature: float = 1.0
 
 
 class Objective(Protocol):
@@ -113,6 +144,18 @@ def cross_entropy_objective(
     return F.cross_entropy(logits, labels), model.jwae.loss(views, latents, generator=generator)  # type: ignore[union-attr, operator]
 
 
+def _validation_scores(model: nn.Module, val: TensorData) -> dict[str, float]:
+    """Accuracy, NLL, and the NLL at the fitted temperature (>= 1) of the mean predictive on ``val``."""
+    probs = predict_probabilities(model, val).mean(dim=0)  # type: ignore[arg-type]
+    fit = fit_temperature(probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), val.labels)
+    return {
+        "val_accuracy": accuracy(probs, val.labels),
+        "val_nll": negative_log_likelihood(probs, val.labels),
+        "val_calibrated_nll": fit.nll,
+        "val_temperature": fit.temperature,
+    }
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     # A fixed large odd multiplier spreads (seed, epoch) pairs apart; any injective map would do.
     return (seed * 1_000_003 + epoch * 7_919 + 17) % (2**63)
@@ -132,8 +175,10 @@ def train_classifier(
 ) -> FitResult:
     """Minimise cross-entropy (or ``objective``'s supervised term) plus the jWAE loss with Adam.
 
-    The best validation-NLL weights are kept. The ``cross_entropy`` column of the history holds the supervised
-    term of ``objective`` (the evidential loss for ``tmc`` and ``rcml``).
+    The best validation-NLL weights are kept (calibrated or raw NLL, as ``config.calibration`` says); with
+    ``temperature`` calibration a model that has a ``temperature`` buffer (the deterministic classifier) gets the
+    best epoch's T. The ``cross_entropy`` column of the history holds the supervised term of ``objective`` (the
+    evidential loss for ``tmc`` and ``rcml``).
 
     Args:
         model: The classifier (any predictor that ``objective`` knows); trained in place.
@@ -196,18 +241,16 @@ def train_classifier(
                 ):
                     sums[key] += float(value.detach())
                 batches += 1
-        scores = score_classifier(model, val)
         record = EpochRecord(
             epoch=epoch,
             **{key: value / batches for key, value in sums.items()},
-            val_nll=scores["nll"],
-            val_accuracy=scores["accuracy"],
+            **_validation_scores(model, val),
             seconds=time.perf_counter() - tick,
         )
         state.history.append(record)
         state.epoch = epoch
-        if record.val_nll < state.best_val_nll:
-            state.best_epoch, state.best_val_nll = epoch, record.val_nll
+        if selection_nll(record, config.calibration) < state.best_val_nll:
+            state.best_epoch, state.best_val_nll = epoch, selection_nll(record, config.calibration)
             state.epochs_without_improvement = 0
             state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
@@ -230,10 +273,16 @@ def train_classifier(
         stopped_early = True
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
+    temperature = 1.0
+    buffer = getattr(model, "temperature", None)
+    if config.calibration is Calibration.TEMPERATURE and isinstance(buffer, Tensor) and state.best_epoch > 0:
+        temperature = state.history[state.best_epoch - 1].val_temperature
+        buffer.fill_(temperature)
     return FitResult(
         history=list(state.history),
         best_epoch=state.best_epoch,
         best_val_nll=state.best_val_nll,
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
+        temperature=temperature,
     )

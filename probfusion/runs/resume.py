@@ -17,7 +17,7 @@ import torch
 
 from probfusion.config import TrainConfig
 from probfusion.errors import CheckpointError
-from probfusion.inference.training import EpochRecord, TrainingState
+from probfusion.inference.training import EpochRecord, TrainingState, selection_nll
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.run_dir import RunDirectory
 
@@ -27,6 +27,7 @@ FORMAT = "probfusion-checkpoint"
 _COUNTERS = ("epoch", "best_epoch", "best_val_nll", "epochs_without_improvement", "history", "optimizer_param_groups")
 _ADAM_STATE = {"step": False, "exp_avg": True, "exp_avg_sq": True, "max_exp_avg_sq": True}  # name -> param-shaped
 _RECORD_FIELDS = {f.name: f.type for f in dataclasses.fields(EpochRecord)}
+_CALIBRATION_FIELDS = ("val_calibrated_nll", "val_temperature")
 
 
 def save_training_state(run: RunDirectory, model: torch.nn.Module, state: TrainingState) -> None:
@@ -111,6 +112,9 @@ def _history(check: _Checker, raw: object, epoch: int) -> list[EpochRecord]:
     records = []
     for k, entry in enumerate(raw):
         where = f"counters.history[{k}]"
+        if isinstance(entry, dict) and set(_RECORD_FIELDS) - set(entry) == set(_CALIBRATION_FIELDS):
+            # a checkpoint written before the calibrated NLL was recorded: its selection read the raw NLL
+            entry = {**entry, "val_calibrated_nll": entry.get("val_nll"), "val_temperature": 1.0}
         if not isinstance(entry, dict) or set(entry) != set(_RECORD_FIELDS):
             raise check.fail(where, f"a record with fields {sorted(_RECORD_FIELDS)}", entry)
         values: dict[str, Any] = {}
@@ -215,8 +219,8 @@ def load_training_state(run: RunDirectory, model: torch.nn.Module, *, train: Tra
     best_val_nll = check.number(counters["best_val_nll"], "counters.best_val_nll", allow_inf=best_epoch == 0)
     if best_epoch == 0 and best_val_nll != math.inf:
         raise check.fail("counters.best_val_nll", "inf (no best epoch yet)", best_val_nll)
-    if best_epoch > 0 and best_val_nll != history[best_epoch - 1].val_nll:
-        raise check.fail("counters.best_val_nll", f"the val_nll of epoch {best_epoch}", best_val_nll)
+    if best_epoch > 0 and best_val_nll != selection_nll(history[best_epoch - 1], train.calibration):
+        raise check.fail("counters.best_val_nll", f"the selection NLL of epoch {best_epoch}", best_val_nll)
 
     best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
     if best_epoch > 0 and set(best) != set(expected):

@@ -23,7 +23,7 @@ def _config(data):
         data=DataConfig(name=str(data)),
         jwae=JWAEConfig(latent_dim=2, hidden_dim=8),
         fusion=FusionConfig(rank=2, fused_dim=4),
-        train=TrainConfig(epochs=EPOCHS, batch_size=64, patience=4),
+        train=TrainConfig(epochs=EPOCHS, batch_size=64, patience=EPOCHS),
         device="cpu",
     )
 
@@ -135,7 +135,7 @@ CASES = {
     "history value of the wrong type": (_history_field, ["history[1].val_nll", "finite number", "'low'"]),
     "NaN best NLL": (_set(best_val_nll=math.nan), ["best_val_nll", "finite"]),
     "best NLL as a string": (_set(best_val_nll="0.3"), ["best_val_nll"]),
-    "best NLL off its epoch": (_set(best_val_nll=0.001), ["best_val_nll", "val_nll of epoch"]),
+    "best NLL off its epoch": (_set(best_val_nll=0.001), ["best_val_nll", "selection NLL of epoch"]),
     "missing counter": (_drop_counter, ["counters", "exactly the fields"]),
     "extra counter": (_set(surprise=1), ["counters", "exactly the fields"]),
     "another learning rate": (_lr, ["lr", "the config's", "10.0"]),
