@@ -36,6 +36,8 @@ CHUNK_BYTES = 1 << 23
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _OPTIONAL = ("split", "group", "speaker")
+_MAPPED_BUDGET = 1 << 23  # most bytes of a file one read leaves mapped before it releases them (8 MiB)
+_FAULT_AROUND = 1 << 16  # what one page fault of a file mapping may map on Linux (fault_around_bytes)
 
 
 def chunk_rows(dim: int) -> int:
@@ -84,6 +86,7 @@ class MappedArray:
                 f"{path} is truncated ({path.stat().st_size} bytes, its header needs {need}); re-write it."
             )
         self.shape, self.dtype = tuple(int(s) for s in shape), dtype
+        self._row_bytes = int(np.prod(self.shape[1:])) * dtype.itemsize
         self._array = np.ndarray(shape, dtype=dtype, buffer=self._map, offset=offset) if self._map else None
 
     def rows(self, index: np.ndarray | slice) -> np.ndarray:
@@ -92,12 +95,21 @@ class MappedArray:
             return np.empty((0, *self.shape[1:]), dtype=np.float32)
         if isinstance(index, slice):
             out = np.array(self._array[index], dtype=np.float32)
-        else:
-            index = np.asarray(index, dtype=np.int64)
-            order = np.argsort(index, kind="stable")  # read in file order, then put the rows back in the asked order
-            out = np.empty((index.size, *self.shape[1:]), dtype=np.float32)
-            out[order] = self._array[index[order]]
-        self.release()
+            self.release()
+            return out
+        index = np.asarray(index, dtype=np.int64)
+        order = np.argsort(index, kind="stable")  # read in file order, then put the rows back in the asked order
+        out = np.empty((index.size, *self.shape[1:]), dtype=np.float32)
+        # A row far from the previous one maps up to a fault-around window (64 KiB on Linux) of cached pages, a
+        # near one only its own bytes: release whenever the estimate reaches the budget, or one batch of random
+        # rows would map most of a large file at once.
+        ordered = index[order]
+        gaps = np.diff(ordered, prepend=ordered[:1] - 1) * self._row_bytes
+        mapped = np.cumsum(np.clip(gaps, self._row_bytes, max(self._row_bytes, _FAULT_AROUND)))
+        cuts = np.flatnonzero(np.diff(mapped // _MAPPED_BUDGET)) + 1
+        for part in np.split(np.arange(index.size), cuts):
+            out[order[part]] = self._array[ordered[part]]
+            self.release()
         return out
 
     def release(self) -> None:

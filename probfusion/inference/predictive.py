@@ -24,8 +24,9 @@ SCORING_SEED_OFFSET = 1_000_003
 
 _BATCH = 1024
 
-EXACT_SCORING_LIMIT = 1 << 22
-"""Most predictive probabilities (s * n * c) a streamed split's scoring keeps (16 MiB of float32)."""
+EXACT_SCORING_LIMIT = 1 << 20
+"""Most predictive probabilities (s * n * c) a streamed split's scoring keeps (4 MiB of float32; the metrics'
+temporaries take a few times that)."""
 
 
 @torch.no_grad()

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from probfusion import fit
-from probfusion.config import FusionConfig
+from probfusion import fit, load_run
+from probfusion.config import EvaluationConfig, FusionConfig
 from probfusion.data.folder import FolderSubset
 from probfusion.errors import ConfigError
+from probfusion.evaluation import evaluate
 from probfusion.runs.checkpoint import read_tensors
 from tests.data.test_folder import write_folder
 from tests.helpers import small_config, write_interaction_npz
@@ -52,3 +53,16 @@ def test_a_kind_with_a_second_stage_is_refused_before_anything_is_written(source
     assert not (tmp_path / "bayes").exists()
     with pytest.raises(ConfigError, match="'gp-mkl' fits its second stage"):
         fit(dataclasses.replace(config, fusion=FusionConfig(model="gp-mkl")), tmp_path / "gp")
+
+
+def test_a_folder_run_evaluates_and_predicts_as_the_npz_run(sources, tmp_path):
+    """evaluate and predict read a folder run's splits whole (they fit in memory); the numbers are the .npz run's."""
+    rows, probabilities = [], []
+    for source in sources:
+        run = load_run(fit(small_config(str(source), epochs=2), tmp_path / f"run-{source.suffix or 'folder'}").path)
+        report = evaluate(run, EvaluationConfig(attack="none", shift="missing"), name="missing")
+        rows.append(json.loads((report.path / "rows.json").read_text())["rows"])
+        test = run.splits()[2]
+        probabilities.append(run.predict({m: test.views[m][:7] for m in run.input_dims}).probabilities)
+    assert rows[0] == rows[1]
+    np.testing.assert_array_equal(probabilities[0], probabilities[1])
