@@ -519,17 +519,17 @@ def fit(
     if resume:
         resume_config(target.path)  # nothing to resume: say so before the data is loaded
     *parts, fingerprint = _load_splits(config, trust_pickle=trust_pickle)
-    standardizer = fit_standardizer(parts[0])  # in chunks for a folder source
-    dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
-    # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
-    given = config
-    config = resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples)
     if isinstance(parts[0], FolderSubset) and model_spec(config).second_stage is not None:
         raise ConfigError(
             f"Model {model_spec(config).name!r} fits its second stage on every training row in memory, which a "
             "folder source streams from disk; fit it from an .npz, or pick a model without a second stage (lmf, "
             "concat, tfn, tmc or rcml)."
         )
+    standardizer = fit_standardizer(parts[0])  # in chunks for a folder source
+    dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
+    # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
+    given = config
+    config = resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples)
     model = _build_model(config, dims, num_classes).to(device)
     with run_lock(target.path):
         work = begin_fit(target, overwrite=overwrite, resume=resume)
