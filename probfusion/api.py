@@ -29,11 +29,13 @@ import torch
 from probfusion.config import DATA_SCALED_FIELDS, RunConfig, data_scaled_values, resolve_config
 from probfusion.data.dataset import MultimodalDataset
 from probfusion.data.fingerprint import check_fingerprint, dataset_fingerprint, split_fingerprint
+from probfusion.data.folder import FolderSubset
 from probfusion.data.registry import load_dataset, registered_names
 from probfusion.data.splits import split_indices
+from probfusion.data.streaming import fit_standardizer
 from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
-from probfusion.inference.data import TensorData
+from probfusion.inference.data import TensorData, tensor_data
 from probfusion.inference.predictive import score_classifier
 from probfusion.inference.reference import prediction_reference, reference_tensors, split_reference
 from probfusion.inference.training import Objective, TrainingState, train_classifier
@@ -518,7 +520,13 @@ def fit(
     if resume:
         resume_config(target.path)  # nothing to resume: say so before the data is loaded
     *parts, fingerprint = _load_splits(config, trust_pickle=trust_pickle)
-    standardizer = Standardizer.fit(parts[0].views)
+    if isinstance(parts[0], FolderSubset) and model_spec(config).second_stage is not None:
+        raise ConfigError(
+            f"Model {model_spec(config).name!r} fits its second stage on every training row in memory, which a "
+            "folder source streams from disk; fit it from an .npz, or pick a model without a second stage (lmf, "
+            "concat, tfn, tmc or rcml)."
+        )
+    standardizer = fit_standardizer(parts[0])  # in chunks for a folder source
     dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
     # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
     given = config
@@ -537,7 +545,7 @@ def fit(
                 metrics = work.read_json(work.METRICS_JSON)
             else:
                 tensors = {
-                    name: TensorData.from_dataset(part, standardizer, device)
+                    name: tensor_data(part, standardizer, device)
                     for name, part in zip(("train", "val", "test"), parts, strict=True)
                 }
                 with _run_log(work):

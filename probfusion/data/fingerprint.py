@@ -26,10 +26,21 @@ def _update(digest: hashlib._Hash, name: str, array: np.ndarray) -> None:
 
 
 def dataset_fingerprint(dataset: MultimodalDataset) -> str:
-    """The hex SHA-256 of a dataset's modality names, features ``(n, d_m)`` and labels ``(n,)``, in order."""
+    """The hex SHA-256 of a dataset's modality names, features ``(n, d_m)`` and labels ``(n,)``, in order.
+
+    A folder source (:class:`~probfusion.data.folder.FolderDataset`) is hashed chunk by chunk, to the same value
+    as the same rows in memory (an ``.npz`` and a folder holding the same arrays have one fingerprint).
+    """
     digest = hashlib.sha256(b"probfusion-dataset/1|")
-    for name, view in dataset.views.items():
-        _update(digest, f"x_{name}", view)
+    chunked = getattr(dataset, "view_chunks", None)
+    for name in dataset.modality_names:
+        if chunked is None:
+            _update(digest, f"x_{name}", dataset.views[name])
+            continue
+        shape, chunks = chunked(name)
+        digest.update(f"x_{name}|{np.dtype(np.float32).str}|{tuple(shape)}|".encode())
+        for chunk in chunks:
+            digest.update(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
     _update(digest, "y", dataset.labels)
     classes = getattr(dataset, "classes", None)  # the original label values, when the labels were remapped
     if classes is not None:

@@ -3,7 +3,8 @@
 A name is either registered (``av-digits``, ``mfeat``, ``synthetic``) or a path to user data: ``.npz``
 (:mod:`probfusion.data.npz`), a multi-view MATLAB ``.mat`` (:mod:`probfusion.data.mat`) or a MultiBench pickle
 ``.pkl`` / ``.pickle`` (:mod:`probfusion.data.multibench`, only when the caller passes ``trust_pickle=True``; a
-stored config never grants it).
+stored config never grants it), or a folder of ``x_<m>.npy`` files and ``y.npy`` read through memory maps
+(:mod:`probfusion.data.folder`, for data larger than memory).
 """
 
 from __future__ import annotations
@@ -103,10 +104,17 @@ def _load_path(config: DataConfig, trust_pickle: bool) -> MultimodalDataset:
             raise InputDataError(f"No file at {path}; check the path.")
         raise ConfigError(
             f"Unknown dataset {config.name!r}; expected one of {registered_names()}, or a path to an existing "
-            ".npz or MultiBench .pkl file."
+            ".npz, .mat or MultiBench .pkl file, or a folder of x_<modality>.npy files and y.npy."
         )
-    if not path.is_file():
-        raise ConfigError(f"{path} is a directory; expected a registered dataset name or a .npz, .mat or .pkl file.")
+    if path.is_dir():
+        if not any(path.glob("*.npy")):
+            raise ConfigError(
+                f"{path} is a directory without .npy files; expected a registered dataset name, a .npz, .mat or .pkl "
+                "file, or a folder of x_<modality>.npy files and y.npy."
+            )
+        from probfusion.data.folder import load_folder  # x_<m>.npy per modality, memory-mapped
+
+        return load_folder(path)  # type: ignore[return-value]  # a MultimodalDataset in all but views
     if suffix in NPZ_SUFFIXES:
         return load_npz(path)
     if suffix in MAT_SUFFIXES:

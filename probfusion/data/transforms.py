@@ -21,6 +21,10 @@ _MIN_STD = 1e-6
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _overflows(mean: np.ndarray, std: np.ndarray) -> bool:
+    return not (np.isfinite(mean).all() and np.isfinite(std).all()) or float(np.abs(mean).max()) > _FLOAT32_MAX
+
+
 @dataclass(frozen=True, eq=False)
 class Standardizer:
     """Per-feature mean and standard deviation of each modality.
@@ -49,15 +53,27 @@ class Standardizer:
         Raises:
             InputDataError: If a modality's mean or standard deviation is not finite even in float64.
         """
-        mean, std = {}, {}
+        moments = {}
         for m, x in views.items():
             x64 = np.asarray(x, dtype=np.float64)
             with np.errstate(over="ignore", invalid="ignore"):
                 mu, s = x64.mean(axis=0), x64.std(axis=0)
-            if not (np.isfinite(mu).all() and np.isfinite(s).all()) or np.abs(mu).max() > _FLOAT32_MAX:
+            moments[m] = (mu, s, float(np.abs(x64).max()) if _overflows(mu, s) else 0.0)  # only for the message
+        return cls.from_moments(moments)
+
+    @classmethod
+    def from_moments(cls, moments: Mapping[str, tuple[np.ndarray, np.ndarray, float]]) -> Standardizer:
+        """Build from ``{m: ((d_m,) float64 mean, (d_m,) float64 std, largest |x|)}`` (a streaming pass's result).
+
+        Raises:
+            InputDataError: If a modality's mean or standard deviation is not finite even in float64.
+        """
+        mean, std = {}, {}
+        for m, (mu, s, largest) in moments.items():
+            if _overflows(mu, s):
                 raise InputDataError(
                     f"Modality {m!r} has features whose mean or standard deviation overflows (values up to "
-                    f"{float(np.abs(x64).max()):.3g}); rescale those features (divide or take a log) before fitting."
+                    f"{largest:.3g}); rescale those features (divide or take a log) before fitting."
                 )
             mean[m] = mu.astype(np.float32)
             std[m] = np.where(s < _MIN_STD, 1.0, s).astype(np.float32)
