@@ -65,6 +65,7 @@ class Source:
     view_key: str = "X"
     label_key: str = "Y"
     shots: int | None = None  # rows per class in train (one more in validation, the rest test): a low-shot set
+    synthetic: int | None = None  # a synthetic stand-in with this many classes (:func:`many_class_low_shot`)
 
 
 SETS = {
@@ -79,6 +80,9 @@ SETS = {
     "cub-7shot": Source(mat="cub/cub_googlenet_doc2vec_c10.mat", label_key="gt", shots=7),
     "msrc_v1-7shot": Source(mat="msrc_v1/MSRC_v1.mat", view_key="fea", label_key="gt", shots=7),
     "mfeat-7shot": Source(bundled="mfeat", shots=7),
+    # Not real data: a regime stand-in for the hidden 68-class face set (7 training rows per class, three
+    # high-dimensional views); none of the real sets here has more than 15 classes.
+    "synthetic-68x7": Source(synthetic=68, shots=7),
 }
 DEFAULT_SETS = ("av-digits", "av-digits-speaker", "mfeat", "scene15", "cub", "msrc_v1")
 MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
@@ -122,6 +126,26 @@ def _low_shot_split(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return split
 
 
+def many_class_low_shot(
+    num_classes: int, seed: int, *, rows_per_class: int = 10, dims: tuple[int, ...] = (484, 256, 279)
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A synthetic multi-view set with many classes and few rows per class (the hidden face set's regime).
+
+    Each row has a class code (its class centre in a 24-d space plus N(0, 0.81) noise); view m is
+    ``tanh(code A_m) + N(0, 0.36)`` with a random ``A_m`` (24 x d_m) and a per-view offset, so every view carries
+    the class, nonlinearly and noisily, and a linear model on all views does well.
+    """
+    rng = np.random.default_rng(100 + seed)
+    code_dim = 24
+    labels = np.repeat(np.arange(num_classes), rows_per_class)
+    codes = rng.normal(size=(num_classes, code_dim))[labels] + 0.9 * rng.normal(size=(labels.size, code_dim))
+    views = {}
+    for m, d in enumerate(dims):
+        hidden = codes @ (rng.normal(size=(code_dim, d)) / np.sqrt(code_dim))
+        views[f"v{m}"] = np.tanh(hidden) + 0.6 * rng.normal(size=hidden.shape) + 0.3 * rng.normal(size=(1, d))
+    return views, labels
+
+
 def read_mat(path: Path, source: Source) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Views (a 1 x M cell array) and labels remapped to 0..c-1 of a ``.mat`` multi-view file.
 
@@ -139,7 +163,9 @@ def data_config(name: str, seed: int, scratch: Path) -> DataConfig:
     source = SETS[name]
     if source.bundled is not None and source.shots is None:  # the package's own split code, at 70/10/20
         return DataConfig(name=source.bundled, split=source.split, val_fraction=0.125, test_fraction=0.2)
-    if source.bundled is not None:
+    if source.synthetic is not None:
+        views, labels = many_class_low_shot(source.synthetic, seed)
+    elif source.bundled is not None:
         dataset = load_dataset(DataConfig(name=source.bundled), seed=seed)
         views, labels = dict(dataset.views), dataset.labels
     else:
