@@ -94,6 +94,12 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     ),
     # An ablation row, not in the default run: LMF plus a linear map of the concatenated latents (NOTES.md §8).
     "lmf-additive-path": lambda c: replace(c, fusion=FusionConfig(additive_path=True)),
+    # Ablation rows, not in the default run: early stopping on the raw validation NLL, no temperature (the
+    # defaults before TrainConfig.calibration).
+    "lmf-raw-nll": lambda c: replace(c, train=replace(c.train, calibration="none")),
+    "concat-raw-nll": lambda c: replace(
+        c, fusion=FusionConfig(model="concat"), train=replace(c.train, calibration="none")
+    ),
     "concat": lambda c: replace(c, fusion=FusionConfig(model="concat")),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
@@ -103,7 +109,7 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "rcml": lambda c: replace(c, fusion=FusionConfig(model="rcml")),
 }
 
-DEFAULT_MODELS = tuple(m for m in MODELS if m != "lmf-additive-path")
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("lmf-additive-path", "lmf-raw-nll", "concat-raw-nll"))
 
 
 def _stratified_split(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -329,6 +335,7 @@ PIVOT = (
     "linear reference",
     "LR concat",
     "lmf",
+    "lmf-raw-nll",
     "lmf-ard",
     "lmf-ard-laplace",
     "concat",
