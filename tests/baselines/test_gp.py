@@ -239,3 +239,14 @@ def test_batched_fit_gives_the_per_class_reference_predictive():
     # Measured: within 1e-5 (float32 parameters); five Adam steps fewer move them by more than 0.5.
     torch.testing.assert_close(mean, expected_mean, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(var, expected_var, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("max_exact_points", [3000, 50])
+def test_extra_noise_is_fitted(max_exact_points):
+    # Each class's extra noise is a fitted hyperparameter, exact and variational; it starts at softplus(0).
+    config = GPMKLConfig(features="input", gp_steps=15, factor_rank=8, max_exact_points=max_exact_points)
+    fit = fit_gp_mkl(_data(90, seed=0), encoder=None, config=config, seed=0, num_classes=3)
+    assert fit.model.exact is (max_exact_points > 90)
+    extra = fit.model.likelihood.second_noise_covar.noise.detach().reshape(-1)
+    start = torch.nn.functional.softplus(torch.tensor(0.0))
+    assert (extra - start).abs().min() > 0.05
