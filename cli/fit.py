@@ -14,7 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from probfusion.api import fit as fit_run
 from probfusion.api import next_run_dir, resume_config
-from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option, trust_pickle_option
+from probfusion.cli.options import (
+    enum_choice,
+    handle_errors,
+    mkl_basis_rank_option,
+    mkl_multiclass_option,
+    quiet_option,
+    seed_option,
+    trust_pickle_option,
+)
 from probfusion.config import (
     BayesConfig,
     DataConfig,
@@ -35,6 +43,7 @@ from probfusion.options import (
     InferenceKind,
     KernelFeatures,
     MKLFormulation,
+    MKLMulticlass,
     PriorPenalty,
     RankPrior,
     SplitKind,
@@ -160,6 +169,8 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     show_default=True,
     help="gp-mkl: the convex problem setting the kernel weights (alignment is cheaper for large n).",
 )
+@mkl_multiclass_option
+@mkl_basis_rank_option
 @click.option(
     "--evidential-features",
     type=enum_choice(EvidentialFeatures),
@@ -305,6 +316,8 @@ def fit(
     inference: str,
     gp_features: str,
     mkl_formulation: str,
+    mkl_multiclass: MKLMulticlass,
+    mkl_basis_rank: int | None,
     evidential_features: str,
     evidential_hidden_dim: int,
     annealing_epochs: int | None,
@@ -381,7 +394,11 @@ def fit(
                 prior_rate=ard_prior[1],
             ),
             gp=dataclasses.replace(
-                _GP, features=KernelFeatures(gp_features), formulation=MKLFormulation(mkl_formulation)
+                _GP,
+                features=KernelFeatures(gp_features),
+                formulation=MKLFormulation(mkl_formulation),
+                multiclass=mkl_multiclass,
+                basis_rank=mkl_basis_rank,
             ),
             evidential=EvidentialConfig(
                 features=EvidentialFeatures(evidential_features),

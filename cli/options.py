@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from probfusion.config import MAX_SEED
+from probfusion.config import MAX_SEED, GPMKLConfig
 from probfusion.errors import CheckpointError, ConfigError, ProbfusionError
-from probfusion.options import DeviceKind
+from probfusion.options import DeviceKind, MKLMulticlass
 from probfusion.runs.run_dir import RunDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,6 +46,48 @@ device_option = click.option(
     "on it beyond floating-point rounding.",
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+
+_GP = GPMKLConfig()
+_MULTICLASS_ALIASES = {"ovr": MKLMulticlass.ONE_VS_REST}  # the short spelling of one-vs-rest
+
+
+def _mkl_multiclass(ctx: click.Context, param: click.Parameter, value: str) -> MKLMulticlass:
+    return _MULTICLASS_ALIASES.get(value.lower()) or MKLMulticlass(value.lower())
+
+
+def _mkl_basis_rank(ctx: click.Context, param: click.Parameter, value: str | int | None) -> int | None:
+    """``N`` (a positive integer) or ``none`` (no projection) -> ``N`` or ``None``."""
+    if value is None or str(value).strip().lower() == "none":
+        return None
+    text = str(value).strip()
+    if not (text.isdigit() and int(text) > 0):
+        raise click.BadParameter(
+            f"expected a positive integer q (columns of the joint basis), or 'none' to solve on the factors as "
+            f"they are; got {value!r}.",
+            ctx,
+            param,
+        )
+    return int(text)
+
+
+mkl_multiclass_option = click.option(
+    "--mkl-multiclass",
+    type=click.Choice([*(m.value for m in MKLMulticlass), *_MULTICLASS_ALIASES], case_sensitive=False),
+    default=_GP.multiclass.value,
+    show_default=True,
+    callback=_mkl_multiclass,
+    help="gp-mkl, Lanckriet with more than two classes: one problem whose one-vs-rest SVM duals share the kernel "
+    "weights (joint), or one problem per class with the weights averaged (one-vs-rest, or ovr).",
+)
+mkl_basis_rank_option = click.option(
+    "--mkl-basis-rank",
+    default="none" if _GP.basis_rank is None else str(_GP.basis_rank),
+    show_default=True,
+    callback=_mkl_basis_rank,
+    metavar="N|none",
+    help="gp-mkl, joint multi-class MKL: columns q of the joint basis the kernel factors are projected on (cost "
+    "c n q^2 per interior-point iteration), or 'none' for no projection.",
+)
 
 
 def _one_line(error: Exception) -> str:

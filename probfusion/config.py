@@ -489,7 +489,8 @@ class GPMKLConfig(_JSONConfig):
         learning_rate: Adam learning rate of the GP's remaining hyperparameters.
         alpha_epsilon: Dirichlet pseudo-count of the non-label classes (Milios et al., 2018).
         hyperparameter_points: The exact GP's few hyperparameters are fitted on a random subset of at most this
-            many training points (O(c p^3) per step instead of O(c N^3)); the posterior uses all N.
+            many training points (one O(p^3) eigendecomposition, then O(c p r^2) per step, r the rows of the
+            largest class); the posterior uses all N (one O(N^3) eigendecomposition whatever c).
     """
 
     # A stored config from before the joint solver loads with the per-class problems it was fitted with.

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 
 import gpytorch  # imported (warning filtered) by probfusion.baselines.gp first
 import torch
-from gpytorch.distributions import MultivariateNormal
 from torch import Tensor
 
-from probfusion.baselines.gp import GPMKLClassifier, _PriorGP
+from probfusion.baselines.gp import GPMKLClassifier, SharedKernelSystems
 from probfusion.baselines.kernels import kernel_factor, kernel_scale
 from probfusion.baselines.mkl import MKLResult, solve_mkl_dual
 from probfusion.config import GPMKLConfig, JWAEConfig
@@ -64,17 +63,6 @@ class GPMKLFit:
     fit_seconds: float
     mkl: MKLResult
     losses: list[float] = field(default_factory=list)
-
-
-class _ExactGP(gpytorch.models.ExactGP):
-    """Transient wrapper so GPyTorch's exact marginal likelihood can train the classifier's prior modules."""
-
-    def __init__(self, prior: _PriorGP, x: Tensor, y: Tensor, likelihood: gpytorch.likelihoods.Likelihood) -> None:
-        super().__init__(x, y, likelihood)
-        self.prior = prior
-
-    def forward(self, x: Tensor) -> MultivariateNormal:
-        return self.prior(x)
 
 
 def fit_gp_mkl(
@@ -170,31 +158,58 @@ def _train_hyperparameters(
         model.label_noise.copy_(noise)
         # Subset of data for the hyperparameters only: a few per class, well determined by p points.
         keep = torch.randperm(n, generator=generator)[: config.hyperparameter_points].sort().values
-        x, targets, noise, n = x[keep], targets[:, keep], noise[:, keep], keep.shape[0]
-        model.likelihood.noise_covar.noise = noise
-        gp: gpytorch.Module = _ExactGP(model.gp, x, targets, model.likelihood)
-        objective = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, gp)
-    else:
-        inducing = x[torch.randperm(n, generator=generator)[: model.gp.variational_strategy.inducing_points.shape[0]]]
-        model.gp.variational_strategy.inducing_points.copy_(inducing)
-        gp = model.gp
-        objective = gpytorch.mlls.VariationalELBO(model.likelihood, gp, num_data=n)
+        return _train_exact(model, x[keep], targets[:, keep], noise[:, keep], config)
+    inducing = x[torch.randperm(n, generator=generator)[: model.gp.variational_strategy.inducing_points.shape[0]]]
+    model.gp.variational_strategy.inducing_points.copy_(inducing)
+    gp = model.gp
+    objective = gpytorch.mlls.VariationalELBO(model.likelihood, gp, num_data=n)
     parameters = [p for p in [*gp.parameters(), *model.likelihood.parameters()] if p.requires_grad]
     optimizer = torch.optim.Adam(list(dict.fromkeys(parameters)), lr=config.learning_rate)
-    batch = n if model.exact else min(n, 1024)
+    batch = min(n, 1024)
     losses = []
     gp.train()
     model.likelihood.train()
-    # Exact GPs up to max_exact_points use Cholesky, never GPyTorch's iterative (CG/Lanczos) solves.
-    with gpytorch.settings.max_cholesky_size(config.max_exact_points + 1), gpytorch.settings.debug(False):
+    with gpytorch.settings.debug(False):
         for _ in range(config.gp_steps):
             index = torch.randperm(n, generator=generator)[:batch] if batch < n else torch.arange(n)
             optimizer.zero_grad()
             output = gp(x[index])
-            loss = -objective(output, targets[:, index], noise=noise[:, index]).mean()
+            # The batch's Dirichlet noise is set on the likelihood, not passed as noise=: GPyTorch hands that keyword
+            # to the learned extra-noise term too, which then returns it in place of its own (twice the noise, and
+            # an extra noise that never moves).
+            model.likelihood.noise_covar.noise = noise[:, index]
+            loss = -objective(output, targets[:, index]).mean()
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
     gp.eval()
     model.likelihood.eval()
+    return losses
+
+
+def _train_exact(model: GPMKLClassifier, x: Tensor, targets: Tensor, noise: Tensor, config: GPMKLConfig) -> list[float]:
+    """Adam on the exact marginal likelihood of all c classes at once, through one eigendecomposition.
+
+    The objective is the model's exact log marginal likelihood, Dirichlet noise plus each class's extra noise (per
+    point, averaged over classes; what GPyTorch's ``ExactMarginalLogLikelihood`` gives for it, tested against
+    separately trained single-output GPyTorch GPs). The classes share the kernel, so :class:`SharedKernelSystems`
+    decomposes it once (O(p^3)) and each step costs O(c p r^2) instead of c Cholesky factorisations (O(c p^3)),
+    which with their backward passes were 80 % of a 100-class fit at N = 1,088 (208 of 254 s).
+    """
+    with torch.no_grad():
+        systems = SharedKernelSystems.build(model.kernel.forward(x, x), noise)
+    mean, scale = model.gp.mean_module, model.gp.covar_module
+    extra = model.likelihood.second_noise_covar
+    parameters = [mean.raw_constant, scale.raw_outputscale, extra.raw_noise]
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    losses = []
+    for _ in range(config.gp_steps):
+        optimizer.zero_grad()
+        log_marginal = systems.log_marginal(
+            targets, mean.constant.double(), scale.outputscale.double(), extra.noise.double().reshape(-1)
+        )
+        loss = -(log_marginal / x.shape[0]).mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
     return losses

@@ -9,8 +9,9 @@ Three times per n, each from one run:
 * MKL solve: the cvxpy cone program on the rank-48 kernel factors (``MKLResult.seconds``);
 * GP fit: the rest of ``fit_gp_mkl`` (median-heuristic scales, Nystrom factors, 100 Adam steps on the exact GP's
   marginal likelihood, which uses a subset of at most 512 points, so it flattens above n = 512);
-* GP posterior: the first predictive call on 200 points, which builds the exact posterior's Cholesky factor of
-  the (n, n) kernel per class (O(c n^3)) and predicts.
+* GP posterior: the first predictive call on 200 points, which builds the exact posterior (one eigendecomposition
+  of the shared (n, n) kernel, O(n^3) whatever the number of classes; before issue 15 a Cholesky factor per
+  class) and predicts.
 
 Exponents: least squares of log time on log n. Profile: cProfile of one MKL solve at the largest n, split into
 the conic solver's own time (cvxpy's ``solve_via_data``) and everything else (cvxpy's canonicalisation and
@@ -107,7 +108,7 @@ def main() -> None:
         "smoke": args.smoke,
     }
     table = markdown_table(
-        ["n", "MKL solve s", "GP fit s", "GP posterior (Cholesky + 200 predictions) s"],
+        ["n", "MKL solve s", "GP fit s", "GP posterior (eigendecomposition + 200 predictions) s"],
         [
             [
                 n,
