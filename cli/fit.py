@@ -36,6 +36,7 @@ from probfusion.config import (
 from probfusion.errors import CheckpointError
 from probfusion.options import (
     AlignmentKind,
+    Calibration,
     DeviceKind,
     EvidentialFeatures,
     FusionKind,
@@ -272,6 +273,14 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     help="Epochs without a better validation NLL before stopping [default: max(15, epochs // 10)].",
 )
 @click.option(
+    "--calibration",
+    type=enum_choice(Calibration),
+    default=_TRAIN.calibration.value,
+    show_default=True,
+    help="temperature: early stopping on the validation NLL after temperature scaling (T >= 1), and the "
+    "deterministic kinds' logits divided by that T; none: the raw validation NLL, no recalibration.",
+)
+@click.option(
     "--batch-size", type=click.IntRange(min=2), default=_TRAIN.batch_size, show_default=True, help="Minibatch size."
 )
 @click.option(
@@ -332,6 +341,7 @@ def fit(
     reconstruction_weight: float,
     epochs: int,
     patience: int,
+    calibration: str,
     batch_size: int,
     lr: float,
     seed: int,
@@ -406,7 +416,13 @@ def fit(
                 annealing_epochs=annealing_epochs,
                 conflict_weight=conflict_weight,
             ),
-            train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=lr),
+            train=TrainConfig(
+                epochs=epochs,
+                patience=patience,
+                batch_size=batch_size,
+                learning_rate=lr,
+                calibration=Calibration(calibration),
+            ),
             seed=seed,
             device=DeviceKind(device),
         )
