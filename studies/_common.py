@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,16 @@ from probfusion.runs import atomic_write_bytes, atomic_write_csv, atomic_write_j
 RESULTS = Path(__file__).parent / "results"
 
 
-def parse_args(description: str, *, default_seeds: int = 3) -> argparse.Namespace:
-    """``--smoke`` (tiny and fast, for the test suite), ``--seeds N``, ``--out DIR``."""
+def parse_args(
+    description: str, *, default_seeds: int = 3, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """``--smoke`` (tiny and fast, for the test suite), ``--seeds N``, ``--out DIR``, and what ``extra`` adds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one seed: checks the script runs")
     parser.add_argument("--seeds", type=int, default=default_seeds, help="number of seeds (0..N-1)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: studies/results/<script>)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

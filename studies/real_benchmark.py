@@ -100,6 +100,11 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-raw-nll": lambda c: replace(
         c, fusion=FusionConfig(model="concat"), train=replace(c.train, calibration="none")
     ),
+    # Ablation rows: ten times the default weight decay (NOTES.md §12).
+    "lmf-wd1e-3": lambda c: replace(c, train=replace(c.train, weight_decay=1e-3)),
+    "concat-wd1e-3": lambda c: replace(
+        c, fusion=FusionConfig(model="concat"), train=replace(c.train, weight_decay=1e-3)
+    ),
     "concat": lambda c: replace(c, fusion=FusionConfig(model="concat")),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
@@ -109,7 +114,8 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "rcml": lambda c: replace(c, fusion=FusionConfig(model="rcml")),
 }
 
-DEFAULT_MODELS = tuple(m for m in MODELS if m not in ("lmf-additive-path", "lmf-raw-nll", "concat-raw-nll"))
+ABLATIONS = ("lmf-additive-path", "lmf-raw-nll", "concat-raw-nll", "lmf-wd1e-3", "concat-wd1e-3")
+DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 
 
 def _stratified_split(labels: np.ndarray, seed: int) -> np.ndarray:
