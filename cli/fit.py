@@ -290,6 +290,13 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     show_default=True,
     help="Adam learning rate.",
 )
+@click.option(
+    "--weight-decay",
+    type=click.FloatRange(min=0),
+    default=_TRAIN.weight_decay,
+    show_default=True,
+    help="Adam L2 weight decay (raise it, e.g. to 1e-3, when there are many classes and few rows per class).",
+)
 @seed_option
 @click.option(
     "--device",
@@ -344,6 +351,7 @@ def fit(
     calibration: str,
     batch_size: int,
     lr: float,
+    weight_decay: float,
     seed: int,
     device: str,
     out: Path | None,
@@ -421,6 +429,7 @@ def fit(
                 patience=patience,
                 batch_size=batch_size,
                 learning_rate=lr,
+                weight_decay=weight_decay,
                 calibration=Calibration(calibration),
             ),
             seed=seed,
