@@ -446,7 +446,8 @@ def _train_into(
         fusion_parameters=final.fusion_parameter_count(),
         total_parameters=final.parameter_count(),
         best_epoch=result.best_epoch,
-        temperature=result.temperature,
+        # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
+        temperature=result.temperature if final is model else 1.0,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         train_seconds=sum(r.seconds for r in result.history),

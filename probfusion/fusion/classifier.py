@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,10 @@ class MultimodalClassifier(nn.Module):
         torch.Size([1, 6, 2])
     """
 
+    # A run stored before the temperature existed was never recalibrated: T = 1 reproduces it
+    # (:func:`probfusion.runs.checkpoint.load_module_state`).
+    legacy_state: ClassVar[dict[str, float]] = {"temperature": 1.0}
+
     def __init__(
         self,
         *,
@@ -74,11 +79,6 @@ class MultimodalClassifier(nn.Module):
             self.fusion, self.head = layers
         self.num_classes = num_classes
         self.register_buffer("temperature", torch.ones(()))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # A run stored before the temperature existed was never recalibrated: T = 1 reproduces it.
-        state_dict.setdefault(prefix + "temperature", torch.ones(()))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the latents they came from, so the jWAE loss reuses one encoder pass.

@@ -69,12 +69,21 @@ def load_module_state(
 ) -> None:
     """Load ``prefix``-ed tensors into ``module``, checking names and shapes first.
 
+    A submodule's ``legacy_state`` (``{buffer name: value}``) fills buffers that files written before them lack.
+
     Raises:
         CheckpointError: On a missing or unexpected tensor, a shape that differs from the module's, with
             both shapes in the message ("expected (8, 16, 33), got (8, 16, 65)"), or a NaN or inf value.
     """
     expected = module.state_dict()
     found = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+    # Buffers added after runs were first stored: a submodule lists them with the value that reproduces an
+    # older file's behaviour (``legacy_state``), so that file loads as it was trained.
+    for path, submodule in module.named_modules():
+        for name, value in getattr(submodule, "legacy_state", {}).items():
+            key = f"{path}.{name}" if path else name
+            if key in expected and key not in found:
+                found[key] = torch.full_like(expected[key], value)
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing or extra:

@@ -140,7 +140,7 @@ def _rows(s: dict) -> list[list[str]]:
     for key, label in (
         ("mkl_seconds", "MKL solve (binary, cone)"),
         ("gp_fit_seconds", "GP fit"),
-        ("gp_posterior_seconds", "GP posterior (Cholesky + predict)"),
+        ("gp_posterior_seconds", "GP posterior (shared eigendecomposition + predict)"),
     ):
         rows.append(
             [
