@@ -88,7 +88,7 @@ class Standardizer:
         """
         out = {}
         for m, x in views.items():
-            z = (np.asarray(x, dtype=np.float64) - self.mean[m].astype(np.float64)) / self.std[m].astype(np.float64)
+            z = self.standardise(m, x)
             if not np.isfinite(z).all() or np.abs(z).max(initial=0.0) > _FLOAT32_MAX:
                 raise InputDataError(
                     f"Modality {m!r} in {source} standardises to values beyond the float32 range (features far "
@@ -96,6 +96,14 @@ class Standardizer:
                 )
             out[m] = z.astype(np.float32)
         return out
+
+    def standardise(self, m: str, x: np.ndarray) -> np.ndarray:
+        """``(x - mean_m) / std_m`` in float64, unchecked.
+
+        The arithmetic of :meth:`transform` (which also checks the float32 range), shared with the streamed path,
+        which checks the range once, up front.
+        """
+        return (np.asarray(x, dtype=np.float64) - self.mean[m].astype(np.float64)) / self.std[m].astype(np.float64)
 
     def state(self) -> dict[str, np.ndarray]:
         """Flat arrays for a safetensors file: ``standardizer.mean.<m>`` and ``standardizer.std.<m>``."""

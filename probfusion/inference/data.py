@@ -75,9 +75,8 @@ class TensorData:
 
 
 def _standardise(raw: np.ndarray, standardizer: Standardizer, m: str) -> np.ndarray:
-    # Exactly Standardizer.transform's arithmetic (float64, then float32), so both paths give the same bits.
-    mean, std = standardizer.mean[m].astype(np.float64), standardizer.std[m].astype(np.float64)
-    return ((raw.astype(np.float64) - mean) / std).astype(np.float32)
+    # Standardizer.transform's arithmetic, so both paths give the same bits; the range was checked up front.
+    return standardizer.standardise(m, raw).astype(np.float32)
 
 
 class StandardisedRows:

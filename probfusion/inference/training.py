@@ -249,8 +249,9 @@ def train_classifier(
         )
         state.history.append(record)
         state.epoch = epoch
-        if selection_nll(record, config.calibration) < state.best_val_nll:
-            state.best_epoch, state.best_val_nll = epoch, selection_nll(record, config.calibration)
+        criterion = selection_nll(record, config.calibration)
+        if criterion < state.best_val_nll:
+            state.best_epoch, state.best_val_nll = epoch, criterion
             state.epochs_without_improvement = 0
             state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:

@@ -117,8 +117,6 @@ def fit_temperature(
             a, c, fc = c, d, fd
             d = a + _GOLDEN * (b - a)
             fd = _nll(values, labels, d)
-    candidates = {(a + b) / 2.0: None, low: None, high: None}  # a convex minimum may sit on a bound
-    beta = min(candidates, key=lambda x: _nll(values, labels, x))
-    return TemperatureFit(
-        temperature=1.0 / beta, nll=_nll(values, labels, beta), nll_untempered=_nll(values, labels, 1.0)
-    )
+    # A convex minimum may sit on a bound: the bracket's midpoint against both ends.
+    nll, beta = min(((_nll(values, labels, x), x) for x in ((a + b) / 2.0, low, high)), key=lambda pair: pair[0])
+    return TemperatureFit(temperature=1.0 / beta, nll=nll, nll_untempered=_nll(values, labels, 1.0))
