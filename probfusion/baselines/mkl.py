@@ -212,7 +212,7 @@ def solve_mkl_dual(
         svm_c: Box constraint C of the SVM dual (Lanckriet only).
         trace: The trace c of the combined kernel; ``None`` means ``n``.
         basis_rank: Joint multi-class only: project the factors on this many leading left singular vectors of
-            their concatenation (cost c n q^2 per iteration instead of c n (sum_m k_m)^2); ``None`` keeps them.
+            their concatenation (c n q dense KKT entries instead of c n sum_m k_m); ``None`` keeps them.
         dense: Binary Lanckriet only: write each constraint as a dense ``(n, n)`` quadratic form (the reference
             formulation, O(n^2) memory; for benchmarks) instead of a cone of size ``k_m``.
         solver: The cvxpy conic solver.

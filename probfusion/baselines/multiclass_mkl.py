@@ -24,16 +24,17 @@ from the duals :math:`\eta_m` of those rows (:math:`\sum_m \eta_m = c_{tr}`), an
 SVM optima at those weights. For two classes the two one-vs-rest problems
 coincide (:math:`y_2 = -y_1`), so this is the binary problem doubled, with the same weights.
 
-Cost. An interior-point iteration factorises a KKT system in which each of the c n dual variables is joined to
-the p = sum_m k_m rows of ``L^T (y_k * alpha_k)``: about c n p^2 multiply-adds, the same as the c one-vs-rest
-problems together, so coupling alone saves nothing per iteration. ``basis_rank`` q cuts p: every factor is
-projected on the q leading left singular vectors U of the concatenated factors ``[L_1 .. L_M]``
-(:math:`L_m \approx U U^\top L_m`), the c n variables are joined to q rows ``U^T (y_k * alpha_k)`` only and the
-cones act on the small ``(q, k_m)`` blocks :math:`U^\top L_m`: about c n q^2 per iteration, and the weights are the
-exact optimum of the problem on the projected kernels :math:`U U^\top K_m U U^\top` (their traces are used).
-Measured on mfeat (n = 2000, c = 10, six rank-48 RBF factors, p = 265; 2 shared cores, CPU seconds): unprojected
-62 s, ten one-vs-rest problems 43 s, q = 96 17 s, q = 64 9.5 s, q = 48 7.4 s; the largest weight difference to
-the unprojected optimum is about 0.045 for q = 48..96 (0.13 for the average of the one-vs-rest weights).
+Cost. An interior-point iteration factorises a KKT system in which each of the c n dual variables is joined to the p
+= sum_m k_m rows of ``L^T (y_k * alpha_k)``: c n p dense entries, the same as the c one-vs-rest problems together,
+so coupling alone saves nothing per iteration. ``basis_rank`` q cuts p: every factor is projected on the q leading
+left singular vectors U of the concatenated factors ``[L_1 .. L_M]`` (:math:`L_m \approx U U^\top L_m`), the c n
+variables are joined to q rows ``U^T (y_k * alpha_k)`` only and the cones act on the small ``(q, k_m)`` blocks
+:math:`U^\top L_m`; the weights are the exact optimum of the problem on the projected kernels :math:`U U^\top K_m U
+U^\top` (their traces are used). Measured by ``studies/benchmarks/mkl_basis_rank.py`` (idle machine, CPU seconds) on
+mfeat (n = 2000, c = 10, six rank-48 RBF factors): unprojected 45 s, q = 96 19 s, q = 64 8.5 s, q = 48 7.8 s, q = 32
+4.7 s; the largest weight difference to the unprojected optimum over mfeat, CUB, MSRC-v1 and Scene-15 is 0.047 at q
+= 48, 0.048 at 64, 0.051 at 96 and 0.119 at 32 (0.137 for the average of the one-vs-rest weights on mfeat), so below
+48 the weights degrade and above it they do not improve in the worst case.
 
 References: G. Lanckriet, N. Cristianini, P. Bartlett, L. El Ghaoui, M. Jordan, "Learning the Kernel Matrix with
 Semidefinite Programming", JMLR 5, 2004 (the binary dual); A. Zien, C. S. Ong, "Multiclass Multiple Kernel
