@@ -1,4 +1,4 @@
-r"""Is the posterior trustworthy? R-hat and ESS (NUTS), PSIS Pareto-k (SVI), PSIS-LOO and LOO model comparison.
+r"""Is the posterior trustworthy? R-hat and ESS (NUTS), PSIS Pareto-k (SVI, Laplace), PSIS-LOO and LOO model comparison.
 
 Each check returns numbers and a plain-language ``conclusion``:
 
@@ -15,8 +15,9 @@ Each check returns numbers and a plain-language ``conclusion``:
   same component in every chain. NUTS chains may settle in different labellings of the components (the
   posterior is invariant under permutations and sign flips), so per-index tables pooled over chains are only
   reported when the per-index R-hat of the variance shares is at most :data:`LABEL_RHAT_MAX`.
-* :func:`variational_pareto_k`: for SVI, the Pareto shape k of the importance ratios
-  :math:`\log p(\theta, y) - \log q(\theta)` over draws of the guide (Yao et al. 2018, "Yes, but did it work?").
+* :func:`variational_pareto_k`: for SVI and Laplace, the Pareto shape k of the importance ratios
+  :math:`\log p(\theta, y) - \log q(\theta)` over draws of the approximation q (the guide; the Laplace
+  Gaussian) (Yao et al. 2018, "Yes, but did it work?").
   k below :math:`\min(1 - 1/\log_{10} S, 0.7)` means q is close enough to the posterior that importance
   sampling corrects it; above 0.7 the guide misses posterior mass and its uncertainty is not to be trusted
   as posterior uncertainty. Computed on the training split the head was fitted on, full-data scale.
@@ -259,11 +260,15 @@ def _log_guide(run: LoadedRun, draws: dict[str, Tensor]) -> Tensor:
 def variational_pareto_k(
     run: LoadedRun | Path | str, *, num_draws: int | None = None, seed: int = 0, draws: PosteriorDraws | None = None
 ) -> dict[str, Any]:
-    """PSIS diagnostic of an SVI run's guide (Yao et al. 2018).
+    """PSIS diagnostic of the approximate posterior q of an SVI run (its guide) or a Laplace run (Yao et al. 2018).
+
+    For Laplace the target is the head's exact posterior at the fitted precisions, which Laplace holds fixed:
+    ``log p(y | theta) + log p(theta | lambda)`` with the head's own (not linearised) likelihood, so k says how
+    well the Gaussian matches that posterior, not only the linearised model its predictive uses.
 
     Args:
-        run: A loaded SVI run or its directory.
-        num_draws: Guide draws (default 400).
+        run: A loaded SVI or Laplace run, or its directory.
+        num_draws: Draws of q (default 400).
         seed: Seed of the draws.
         draws: Guide draws already made for this run (e.g. ``draws_from_posterior(idata)``); ``num_draws`` and
             ``seed`` are then unused.
@@ -277,15 +282,16 @@ def variational_pareto_k(
     """
     run = resolve_run(run)
     model = bayesian_model(run)
-    if model.inference is not InferenceKind.SVI:
+    if model.inference is InferenceKind.NUTS:
         raise ConfigError(
             f"{run.path} was fitted by {run.config.bayes.inference.value}; the variational Pareto-k applies to SVI "
-            "runs only."
+            "and Laplace runs (NUTS draws need no importance correction: read the convergence check)."
         )
     flat = (draws if draws is not None else draw_posterior(run, num_draws=num_draws, seed=seed)).flat()
     latents, labels = split_latents(run, "train")
     with torch.no_grad():
-        log_ratio = (_log_joint(run, flat, latents, labels) - _log_guide(run, flat)).double().numpy()
+        log_q = model.laplace_log_density(flat) if model.inference is InferenceKind.LAPLACE else _log_guide(run, flat)
+        log_ratio = (_log_joint(run, flat, latents, labels).double() - log_q.double()).numpy()
     smoothed, k = az.psislw(log_ratio - log_ratio.max())
     k = float(k)
     weights = np.exp(smoothed)
@@ -293,12 +299,12 @@ def variational_pareto_k(
     s = len(log_ratio)
     threshold = pareto_k_threshold(s)
     if k <= threshold:
-        verdict = "the guide is close to the posterior; its uncertainty can be used as posterior uncertainty"
+        verdict = "q is close to the posterior; its uncertainty can be used as posterior uncertainty"
     elif k <= 0.7:
-        verdict = "the guide is usable but rough; importance-reweighted estimates are more reliable than raw ones"
+        verdict = "q is usable but rough; importance-reweighted estimates are more reliable than raw ones"
     else:
         verdict = (
-            "the guide misses posterior mass: its means can still predict well, but its spread is NOT the "
+            "q misses posterior mass: its means can still predict well, but its spread is NOT the "
             "posterior's (compare with a NUTS run, `--inference nuts`, before trusting its uncertainty)"
         )
     return {

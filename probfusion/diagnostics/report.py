@@ -4,7 +4,7 @@ Layout::
 
     <run>/report/
       report.md          everything below in words and tables, with each check's conclusion
-      checks.json        effective rank posterior, convergence, NUTS divergences, variational Pareto-k (SVI),
+      checks.json        effective rank posterior, convergence, NUTS divergences, variational Pareto-k (SVI, Laplace),
                          PSIS-LOO, whether the components are identifiable across chains
       summary.csv        az.summary of the label-invariant quantities (Bayesian runs)
       components.csv     one row per (component, modality): output share, modality share (90% interval)
@@ -161,7 +161,7 @@ def write_report(
         rank = effective_rank_from_posterior(idata)
         summary, convergence = convergence_summary(idata)
         checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
-        if run.config.bayes.inference is InferenceKind.SVI:  # Laplace's q is not a guide: no variational k
+        if run.config.bayes.inference is not InferenceKind.NUTS:  # an approximate q: how close to the posterior
             checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
         if run.config.bayes.inference is InferenceKind.NUTS:
             checks["divergences"] = divergence_check(run)

@@ -2,6 +2,7 @@ r"""The fitted Bayesian fusion classifier: frozen jWAE encoders and a posterior 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
 from probfusion.fusion.rank import read_components, summarise_rank
-from probfusion.inference.laplace import LaplaceFit, linearised_logits, sites_from_components
+from probfusion.inference.laplace import LaplaceFit, component_sites, linearised_logits, sites_from_components
 from probfusion.options import InferenceKind, RankPrior, parse_option
 
 __all__ = ["REFERENCE_SIZE", "BayesianFusionClassifier"]
@@ -137,6 +138,27 @@ class BayesianFusionClassifier(nn.Module):
         offsets = sites_from_components(torch.einsum("rij,srj->sri", tril, noise), self.head.input_dims)
         offsets["bias"] = bias_noise @ bias_tril.T
         return offsets
+
+    def laplace_log_density(self, draws: Mapping[str, Tensor]) -> Tensor:
+        """``log q(theta)`` of draws under the Laplace Gaussian (Laplace route only), a `(s,)` float64 tensor.
+
+        Args:
+            draws: ``factor_k`` `(s, r, d_k + 1)`, ``theta`` `(s, c, r)` and ``bias`` `(s, c)`; the precisions are
+                fixed under Laplace and not part of q.
+        """
+        if self.inference is not InferenceKind.LAPLACE:
+            raise ConfigError(f"laplace_log_density needs a Laplace posterior; this one is {self.inference.value}.")
+        centre = self._laplace_centre()
+        offsets = {name: (draws[name] - centre[name]).double() for name in centre}
+        tril, bias_tril = self.laplace_component_tril.double(), self.laplace_bias_tril.double()
+        blocks = component_sites(offsets, len(self.head.input_dims))  # (s, r, n_i)
+        # Whitened offsets L^-1 (theta - theta*) per block: q's log density is -|eps|^2 / 2 - log|L| - D log(2 pi) / 2.
+        eps = torch.linalg.solve_triangular(tril, blocks.unsqueeze(-1), upper=False).squeeze(-1)
+        bias_eps = torch.linalg.solve_triangular(bias_tril, offsets["bias"].unsqueeze(-1), upper=False).squeeze(-1)
+        log_det = tril.diagonal(dim1=-2, dim2=-1).log().sum() + bias_tril.diagonal().log().sum()
+        dim = blocks.shape[-2] * blocks.shape[-1] + bias_eps.shape[-1]
+        squares = eps.square().sum((-1, -2)) + bias_eps.square().sum(-1)
+        return -0.5 * squares - log_det - 0.5 * dim * math.log(2 * math.pi)
 
     def _laplace_centre(self) -> dict[str, Tensor]:
         """The Laplace posterior's mean sites, one set without a draw dimension (no precision)."""
