@@ -294,8 +294,7 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     "--weight-decay",
     type=click.FloatRange(min=0),
     default=_TRAIN.weight_decay,
-    show_default=True,
-    help="Adam L2 weight decay (raise it, e.g. to 1e-3, when there are many classes and few rows per class).",
+    help=f"Adam L2 weight decay [default: {_TRAIN.weight_decay_rows:g} / training rows, e.g. 1e-3 at 500 rows].",
 )
 @seed_option
 @click.option(
@@ -351,7 +350,7 @@ def fit(
     calibration: str,
     batch_size: int,
     lr: float,
-    weight_decay: float,
+    weight_decay: float | None,
     seed: int,
     device: str,
     out: Path | None,

@@ -352,7 +352,11 @@ class TrainConfig(_JSONConfig):
             (:func:`resolve_config`), so a small training set still gets enough optimizer steps.
         batch_size: Minibatch size.
         learning_rate: Adam learning rate.
-        weight_decay: Adam (L2) weight decay.
+        weight_decay: Adam (L2) weight decay; ``None`` derives it from the number of training rows n as
+            ``weight_decay_rows / n`` (:func:`resolve_config`): a fixed Gaussian prior precision on the weights,
+            whose share in the mean loss shrinks as the data grow. Runs stored before the data-scaled default
+            have an explicit value (1e-4 then).
+        weight_decay_rows: With ``weight_decay=None``: the numerator of ``weight_decay_rows / n``.
         patience: Stop after this many epochs without a better validation NLL; ``None`` derives it from the
             number of epochs.
         min_steps: With ``epochs=None``: the fewest optimizer steps the epoch budget must allow. Runs stored
@@ -368,7 +372,8 @@ class TrainConfig(_JSONConfig):
     epochs: int | None = None
     batch_size: int = 128
     learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
+    weight_decay_rows: float = 0.5
     patience: int | None = None
     min_steps: int = 1500
     calibration: Calibration = Calibration.TEMPERATURE
@@ -377,7 +382,9 @@ class TrainConfig(_JSONConfig):
         object.__setattr__(self, "calibration", parse_option(self.calibration, Calibration, name="calibration"))
         _check_positive("TrainConfig", batch_size=self.batch_size, learning_rate=self.learning_rate)
         _check_positive_or_none("TrainConfig", epochs=self.epochs, patience=self.patience)
-        _check_non_negative("TrainConfig", weight_decay=self.weight_decay, min_steps=self.min_steps)
+        _check_non_negative("TrainConfig", min_steps=self.min_steps, weight_decay_rows=self.weight_decay_rows)
+        if self.weight_decay is not None:
+            _check_non_negative("TrainConfig", weight_decay=self.weight_decay)
         if self.batch_size < 2:  # the jWAE's batch statistics (unbiased MMD, SWD) need two rows
             raise ConfigError(f"TrainConfig.batch_size must be at least 2; got {self.batch_size}.")
 
@@ -711,13 +718,13 @@ _BASE_FUSED = 32
 
 # The fields :func:`resolve_config` sets from the data when they are left ``None``, by section of RunConfig.
 DATA_SCALED_FIELDS: dict[str, tuple[str, ...]] = {
-    "train": ("epochs", "patience"),
+    "train": ("epochs", "patience", "weight_decay"),
     "jwae": ("latent_dim", "hidden_dim"),
     "fusion": ("rank", "fused_dim"),
 }
 
 
-def data_scaled_values(config: RunConfig) -> dict[str, int | None]:
+def data_scaled_values(config: RunConfig) -> dict[str, int | float | None]:
     """``{field: value}`` of the :data:`DATA_SCALED_FIELDS` in ``config`` (``None`` where left to the rules)."""
     return {
         name: getattr(getattr(config, section), name) for section, names in DATA_SCALED_FIELDS.items() for name in names
@@ -735,6 +742,8 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     * ``train.epochs = clip(ceil(min_steps / ceil(n / b)), 60, 1000)``: at least ``min_steps`` optimizer steps,
       so a 400-row training set is not stopped after a few hundred;
     * ``train.patience = max(15, epochs // 10)``, scaled with the epoch budget;
+    * ``train.weight_decay = weight_decay_rows / n`` (0.5 / n): 1e-3 at 500 rows, 1e-4 at 5,000; measured against
+      the fixed 1e-4 on the real sets (``studies/results/real_benchmark/NOTES.md`` §12);
     * ``jwae.latent_dim = clip(c, 16, 64)`` and ``jwae.hidden_dim = max(64, 2 * latent_dim)``: a latent narrower
       than c - 1 caps the rank of a view's class logits;
     * ``fusion.rank = clip(c, 16, 128)`` whatever the rank prior: ARD prunes from it, the deterministic and
@@ -764,6 +773,9 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     if epochs is None:
         epochs = min(_MAX_EPOCHS, max(_BASE_EPOCHS, math.ceil(config.train.min_steps / steps_per_epoch)))
     patience = config.train.patience if config.train.patience is not None else max(_BASE_PATIENCE, epochs // 10)
+    decay = config.train.weight_decay
+    if decay is None:
+        decay = config.train.weight_decay_rows / max(1, num_train)
     latent = config.jwae.latent_dim
     if latent is None:
         latent = min(_MAX_LATENT, max(_BASE_LATENT, num_classes))
@@ -774,7 +786,7 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     fused = config.fusion.fused_dim if config.fusion.fused_dim is not None else max(_BASE_FUSED, num_classes)
     return dataclasses.replace(
         config,
-        train=dataclasses.replace(config.train, epochs=epochs, patience=patience),
+        train=dataclasses.replace(config.train, epochs=epochs, patience=patience, weight_decay=decay),
         jwae=dataclasses.replace(config.jwae, latent_dim=latent, hidden_dim=hidden),
         fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused),
     )

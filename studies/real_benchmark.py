@@ -100,7 +100,11 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-raw-nll": lambda c: replace(
         c, fusion=FusionConfig(model="concat"), train=replace(c.train, calibration="none")
     ),
-    # Ablation rows: ten times the default weight decay (NOTES.md §12).
+    # Ablation rows: the fixed weight decay of the previous default (NOTES.md §12a), and ten times it (§12).
+    "lmf-wd1e-4": lambda c: replace(c, train=replace(c.train, weight_decay=1e-4)),
+    "concat-wd1e-4": lambda c: replace(
+        c, fusion=FusionConfig(model="concat"), train=replace(c.train, weight_decay=1e-4)
+    ),
     "lmf-wd1e-3": lambda c: replace(c, train=replace(c.train, weight_decay=1e-3)),
     "concat-wd1e-3": lambda c: replace(
         c, fusion=FusionConfig(model="concat"), train=replace(c.train, weight_decay=1e-3)
@@ -114,7 +118,15 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "rcml": lambda c: replace(c, fusion=FusionConfig(model="rcml")),
 }
 
-ABLATIONS = ("lmf-additive-path", "lmf-raw-nll", "concat-raw-nll", "lmf-wd1e-3", "concat-wd1e-3")
+ABLATIONS = (
+    "lmf-additive-path",
+    "lmf-raw-nll",
+    "concat-raw-nll",
+    "lmf-wd1e-4",
+    "concat-wd1e-4",
+    "lmf-wd1e-3",
+    "concat-wd1e-3",
+)
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 
 
@@ -341,10 +353,12 @@ PIVOT = (
     "linear reference",
     "LR concat",
     "lmf",
+    "lmf-wd1e-4",
     "lmf-raw-nll",
     "lmf-ard",
     "lmf-ard-laplace",
     "concat",
+    "concat-wd1e-4",
     "concat-linear",
     "tfn",
     "gp-mkl",

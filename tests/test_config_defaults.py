@@ -51,10 +51,20 @@ def test_explicit_values_are_kept():
     config = RunConfig(
         jwae=JWAEConfig(latent_dim=5, hidden_dim=7),
         fusion=FusionConfig(rank=3, fused_dim=9),
-        train=TrainConfig(epochs=11, patience=4),
+        train=TrainConfig(epochs=11, patience=4, weight_decay=3e-4),
     )
     resolved = _resolve(config, c=100, n=50)
     assert resolved == config
+
+
+@pytest.mark.parametrize(("n", "decay"), [(500, 1e-3), (5000, 1e-4), (1, 0.5)])
+def test_weight_decay_is_a_fixed_prior_precision_shared_over_the_rows(n, decay):
+    assert _resolve(n=n).train.weight_decay == pytest.approx(decay)
+    assert _resolve(RunConfig(train=TrainConfig(weight_decay_rows=2.0)), n=n).train.weight_decay == pytest.approx(
+        4 * decay
+    )
+    with pytest.raises(ConfigError, match="weight_decay"):
+        TrainConfig(weight_decay=-1.0)
 
 
 def test_a_resolved_config_has_no_field_left_none():
@@ -68,6 +78,7 @@ def test_a_resolved_config_has_no_field_left_none():
         resolved.fusion.fused_dim,
     ):
         assert isinstance(value, int)
+    assert isinstance(resolved.train.weight_decay, float)
 
 
 def test_zero_or_negative_widths_are_refused_but_none_is_not():

@@ -194,10 +194,10 @@ def train_classifier(
     Returns:
         The loss history and early-stopping outcome. O(epochs * n * cost of one forward pass).
     """
-    if config.epochs is None or config.patience is None:
+    if config.epochs is None or config.patience is None or config.weight_decay is None:
         raise ConfigError(
-            "train_classifier needs explicit epochs and patience; resolve the data-scaled defaults first with "
-            "probfusion.config.resolve_config (probfusion.fit does)."
+            "train_classifier needs explicit epochs, patience and weight decay; resolve the data-scaled defaults "
+            "first with probfusion.config.resolve_config (probfusion.fit does)."
         )
     state = state or TrainingState()
     objective = objective or cross_entropy_objective
