@@ -316,9 +316,14 @@ class FusionConfig(_JSONConfig):
             add a linear map of the concatenated latents to the low-rank fusion's output, as a factorization
             machine adds linear terms to its low-rank interactions (:class:`~probfusion.fusion.lmf.LowRankFusion`).
             Runs stored before this field existed load without it.
+        input_linear: The deterministic classifier (lmf, tfn, concat; no rank prior) adds a linear map of the
+            concatenated standardised inputs to its logits, ``logits = head(fuse(z)) + W [x_1; ...; x_M] + b`` (a
+            wide-and-deep skip: the logistic regression on the concatenation is inside the model), starting at
+            zero. Off by default (an ablation, ``studies/results/real_benchmark/NOTES.md`` §13). Runs
+            stored before this field existed load without it.
     """
 
-    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM, "additive_path": False}
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM, "additive_path": False, "input_linear": False}
 
     model: FusionKind = FusionKind.LMF
     rank: int | None = None
@@ -327,6 +332,7 @@ class FusionConfig(_JSONConfig):
     head: HeadKind = HeadKind.MLP
     lmf_init: LMFInit = LMFInit.ADDITIVE
     additive_path: bool = False
+    input_linear: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
@@ -338,6 +344,12 @@ class FusionConfig(_JSONConfig):
             raise ConfigError(
                 f"Rank prior {self.rank_prior.value!r} applies to model 'lmf' only; got model {self.model.value!r}. "
                 "Use rank prior 'none' with other models."
+            )
+        deterministic = (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
+        if self.input_linear and (self.rank_prior is not RankPrior.NONE or self.model not in deterministic):
+            raise ConfigError(
+                "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models (a second stage "
+                f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
             )
 
 

@@ -85,7 +85,7 @@ def model_size(
     else:
         fused = m * d * h + h
         tensors["concatenation weight (M * latent_dim * fused_dim)"] = m * d * h
-    parameters = encoders + fused + h * c + c
+    parameters = encoders + fused + h * c + c + ((sum(dims.values()) + 1) * c if fusion.input_linear else 0)
     tensors["head weight (fused_dim * classes)"] = h * c
     samples = 1
     if fusion.model is FusionKind.GP_MKL:

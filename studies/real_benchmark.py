@@ -100,6 +100,9 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-raw-nll": lambda c: replace(
         c, fusion=FusionConfig(model="concat"), train=replace(c.train, calibration="none")
     ),
+    # Ablation rows: the logistic regression on the concatenated inputs inside the model (NOTES.md §13).
+    "lmf-input-linear": lambda c: replace(c, fusion=FusionConfig(input_linear=True)),
+    "concat-input-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", input_linear=True)),
     # Ablation rows: the fixed weight decay of the previous default (NOTES.md §12a), and ten times it (§12).
     "lmf-wd1e-4": lambda c: replace(c, train=replace(c.train, weight_decay=1e-4)),
     "concat-wd1e-4": lambda c: replace(
@@ -120,6 +123,8 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
 
 ABLATIONS = (
     "lmf-additive-path",
+    "lmf-input-linear",
+    "concat-input-linear",
     "lmf-raw-nll",
     "concat-raw-nll",
     "lmf-wd1e-4",

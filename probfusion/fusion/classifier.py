@@ -21,7 +21,8 @@ class MultimodalClassifier(nn.Module):
     r"""jWAE encoders, then LMF, TFN or concatenation fusion, then a classifier head (point estimates).
 
     .. math::
-        z_m = f_m(x_m), \qquad \mathrm{logits} = \mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M)) / T
+        z_m = f_m(x_m), \qquad \mathrm{logits} = \big(\mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M))
+            [+ W [x_1; \dots; x_M] + b]\big) / T
 
     with T the ``temperature`` buffer: 1 while training, then the validation-fitted temperature when
     ``TrainConfig.calibration`` is ``temperature`` (runs stored before it load with T = 1).
@@ -78,6 +79,11 @@ class MultimodalClassifier(nn.Module):
         else:
             self.fusion, self.head = layers
         self.num_classes = num_classes
+        # The wide-and-deep skip (FusionConfig.input_linear), zero at the start: the model begins as without it.
+        self.input_linear = nn.Linear(sum(input_dims.values()), num_classes) if fusion.input_linear else None
+        if self.input_linear is not None:
+            nn.init.zeros_(self.input_linear.weight)
+            nn.init.zeros_(self.input_linear.bias)
         self.register_buffer("temperature", torch.ones(()))
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
@@ -90,8 +96,10 @@ class MultimodalClassifier(nn.Module):
             A `(n, c)` tensor of logits and the ``{m: (n, d)}`` latents.
         """
         latents = self.jwae.encode(views)
-        fused = self.fusion([latents[m] for m in self.modalities])
-        return self.head(fused) / self.temperature, latents
+        logits = self.head(self.fusion([latents[m] for m in self.modalities]))
+        if self.input_linear is not None:
+            logits = logits + self.input_linear(torch.cat([views[m] for m in self.modalities], dim=-1))
+        return logits / self.temperature, latents
 
     def forward(self, views: Views) -> Tensor:
         """Class logits.
