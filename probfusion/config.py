@@ -379,7 +379,7 @@ class TrainConfig(_JSONConfig):
             validation NLL, no recalibration. Runs stored before this field existed load with ``none``.
     """
 
-    _LEGACY: ClassVar[Mapping[str, Any]] = {"min_steps": 0, "calibration": Calibration.NONE}
+    _LEGACY: ClassVar[Mapping[str, Any]] = {"min_steps": 0, "calibration": Calibration.NONE, "weight_decay": 1e-4}
 
     epochs: int | None = None
     batch_size: int = 128

@@ -87,6 +87,8 @@ def model_size(
         tensors["concatenation weight (M * latent_dim * fused_dim)"] = m * d * h
     parameters = encoders + fused + h * c + c + ((sum(dims.values()) + 1) * c if fusion.input_linear else 0)
     tensors["head weight (fused_dim * classes)"] = h * c
+    if fusion.input_linear:
+        tensors["input skip weight (sum_m d_m * classes)"] = sum(dims.values()) * c
     samples = 1
     if fusion.model is FusionKind.GP_MKL:
         gp = config.gp

@@ -103,6 +103,13 @@ def _workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes that share the fits (default 1)")
 
 
+def _one_thread() -> None:
+    """Worker initialiser: one torch thread per process, so ``--workers`` processes do not oversubscribe."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def classify(diff: dict[str, float]) -> str:
     """'better', 'worse' or 'no difference' for a difference signed so that positive favours Bayes."""
     if diff["n"] < 2:
@@ -121,17 +128,26 @@ def main() -> None:
     seeds = list(range(1 if args.smoke else args.seeds))
     jobs = [(model, split, seed) for split in splits for seed in seeds for model in MODELS]
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as scratch, ProcessPoolExecutor(max_workers=args.workers) as pool:
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1; got {args.workers}.")
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool,
+    ):
         # Each fit is seeded by its own (split, seed): the rows do not depend on how the workers share them.
         futures = [pool.submit(run_one, model, split, seed, Path(scratch), args.smoke) for model, split, seed in jobs]
-        for future in futures:
-            rows.append(future.result())
-            r = rows[-1]
-            print(
-                f"{r['split']} seed {r['seed']} {r['model']}: acc {r['clean_accuracy']:.3f} nll {r['clean_nll']:.3f} "
-                f"ece {r['clean_ece']:.3f} auroc@0.1 {r['auroc_entropy_0.1']:.3f}",
-                flush=True,
-            )
+        try:
+            for future in futures:
+                rows.append(future.result())
+                r = rows[-1]
+                print(
+                    f"{r['split']} seed {r['seed']} {r['model']}: acc {r['clean_accuracy']:.3f} "
+                    f"nll {r['clean_nll']:.3f} ece {r['clean_ece']:.3f} auroc@0.1 {r['auroc_entropy_0.1']:.3f}",
+                    flush=True,
+                )
+        except BaseException:  # one failed fit: drop the queued ones instead of waiting for them
+            pool.shutdown(cancel_futures=True)
+            raise
 
     units = [(split, seed) for split in splits for seed in seeds]
 

@@ -5,8 +5,10 @@ Usage, from the repository root::
     python studies/results/real_benchmark/calibration/ablate_runner.py SETS SEEDS MODELS VARIANTS OUT.json
 
 for example ``scene15,cub 0,1,2 lmf,concat wdscaled rows.json``. Sets and models are those of
-``studies/real_benchmark.py`` (same splits, same scoring). Variants: ``default``; ``wdscaled`` (weight decay
-0.5 / n_train); ``wd<value>``; ``small`` (latent 16, hidden 64, rank 16, fused 32). Rows already in OUT are kept.
+``studies/real_benchmark.py`` (same splits, same scoring). Variants: ``default`` (the defaults of the code run:
+weight decay 1e-4 before NOTES.md §12a, 0.5 / n_train since, so ``default`` rows written before §12a are the
+``wd1e-4`` arm); ``wdscaled`` (weight decay 0.5 / n_train); ``wd<value>``; ``small`` (latent 16, hidden 64, rank
+16, fused 32). Rows already in OUT are kept (by set, seed, model and variant name).
 """
 
 from __future__ import annotations

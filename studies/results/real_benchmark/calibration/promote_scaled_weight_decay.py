@@ -24,6 +24,8 @@ SEEDS = (0, 1, 2)
 
 def main() -> None:
     committed = json.loads((HERE.parent / "rows.json").read_text())["rows"]
+    if any(row["model"].endswith("-wd1e-4") for row in committed):
+        raise SystemExit("rows.json already holds the promoted rows (lmf-wd1e-4 present): nothing to do.")
     scaled = [r for k in (1, 2, 3) for r in json.loads((HERE / f"weight-decay-scaled-rows-{k}.json").read_text())]
     out = []
     for row in scaled:
