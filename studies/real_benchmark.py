@@ -80,6 +80,9 @@ SETS = {
     "cub-7shot": Source(mat="cub/cub_googlenet_doc2vec_c10.mat", label_key="gt", shots=7),
     "msrc_v1-7shot": Source(mat="msrc_v1/MSRC_v1.mat", view_key="fea", label_key="gt", shots=7),
     "mfeat-7shot": Source(bundled="mfeat", shots=7),
+    # Held out from the choice of the input_linear rule (NOTES.md §14): used only to check it.
+    "av-digits-7shot": Source(bundled="av-digits", shots=7),
+    "scene15-7shot": Source(mat="scene15/Scene-15.mat", shots=7),
     # Not real data: a regime stand-in for the hidden 68-class face set (7 training rows per class, three
     # high-dimensional views); none of the real sets here has more than 15 classes.
     "synthetic-68x7": Source(synthetic=68, shots=7),
