@@ -211,9 +211,8 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
 @click.option(
     "--input-linear/--no-input-linear",
     default=_FUSION.input_linear,
-    show_default=True,
-    help="lmf, tfn, concat: add a logistic regression on the concatenated inputs to the logits (try it with many "
-    "classes and few rows per class: +17 points on a 68-class, 7-row-per-class set; NOTES.md section 13).",
+    help="lmf, tfn, concat: add a logistic regression on the concatenated inputs to the logits [default: on at "
+    f"most {_FUSION.input_linear_rows_per_class:g} training rows per class, off above].",
 )
 @click.option(
     "--fused-dim",
@@ -345,7 +344,7 @@ def fit(
     annealing_epochs: int | None,
     conflict_weight: float,
     head: str,
-    input_linear: bool,
+    input_linear: bool | None,
     fused_dim: int,
     latent_dim: int,
     prior_penalty: str,

@@ -319,8 +319,11 @@ class FusionConfig(_JSONConfig):
         input_linear: The deterministic classifier (lmf, tfn, concat; no rank prior) adds a linear map of the
             concatenated standardised inputs to its logits, ``logits = head(fuse(z)) + W [x_1; ...; x_M] + b`` (a
             wide-and-deep skip: the logistic regression on the concatenation is inside the model), starting at
-            zero. Off by default (an ablation, ``studies/results/real_benchmark/NOTES.md`` §13). Runs
-            stored before this field existed load without it.
+            zero. ``None`` turns it on when there are at most ``input_linear_rows_per_class`` training rows per
+            class (:func:`resolve_config`; ``studies/results/real_benchmark/NOTES.md`` §13-14). Runs stored before
+            this field existed load without it.
+        input_linear_rows_per_class: With ``input_linear=None``: the most training rows per class at which the
+            skip is on.
     """
 
     _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM, "additive_path": False, "input_linear": False}
@@ -332,7 +335,8 @@ class FusionConfig(_JSONConfig):
     head: HeadKind = HeadKind.MLP
     lmf_init: LMFInit = LMFInit.ADDITIVE
     additive_path: bool = False
-    input_linear: bool = False
+    input_linear: bool | None = None
+    input_linear_rows_per_class: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
@@ -345,12 +349,17 @@ class FusionConfig(_JSONConfig):
                 f"Rank prior {self.rank_prior.value!r} applies to model 'lmf' only; got model {self.model.value!r}. "
                 "Use rank prior 'none' with other models."
             )
-        deterministic = (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
-        if self.input_linear and (self.rank_prior is not RankPrior.NONE or self.model not in deterministic):
+        _check_non_negative("FusionConfig", input_linear_rows_per_class=self.input_linear_rows_per_class)
+        if self.input_linear and not self.accepts_input_linear():
             raise ConfigError(
                 "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models (a second stage "
                 f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
             )
+
+    def accepts_input_linear(self) -> bool:
+        """Whether ``input_linear`` can apply: a deterministic lmf, tfn or concat model (no second stage)."""
+        deterministic = (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
+        return self.rank_prior is RankPrior.NONE and self.model in deterministic
 
 
 @dataclass(frozen=True)
@@ -732,7 +741,7 @@ _BASE_FUSED = 32
 DATA_SCALED_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("epochs", "patience", "weight_decay"),
     "jwae": ("latent_dim", "hidden_dim"),
-    "fusion": ("rank", "fused_dim"),
+    "fusion": ("rank", "fused_dim", "input_linear"),
 }
 
 
@@ -761,7 +770,10 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     * ``fusion.rank = clip(c, 16, 128)`` whatever the rank prior: ARD prunes from it, the deterministic and
       Bayesian models of one data set compare at the same maximum rank, and the Bayesian head's logits
       (``Theta`` is c x r) are not capped below rank c;
-    * ``fusion.fused_dim = max(32, c)``: the head's logits have rank at most h.
+    * ``fusion.fused_dim = max(32, c)``: the head's logits have rank at most h;
+    * ``fusion.input_linear = n / c <= input_linear_rows_per_class`` (10) for the deterministic lmf, tfn and
+      concat models, else off: with a handful of rows per class the logistic regression inside the model carries
+      it (NOTES.md §13-14).
 
     Explicit values are kept. The CLI and the API both call this (through :func:`probfusion.api.fit`), so one
     intent gives one model; the resolved values are recorded in the run's ``config.json`` and metrics.
@@ -796,9 +808,13 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     if rank is None:
         rank = min(_MAX_RANK, max(_BASE_RANK, num_classes))
     fused = config.fusion.fused_dim if config.fusion.fused_dim is not None else max(_BASE_FUSED, num_classes)
+    skip = config.fusion.input_linear
+    if skip is None:
+        few_rows = num_train / max(1, num_classes) <= config.fusion.input_linear_rows_per_class
+        skip = few_rows and config.fusion.accepts_input_linear()
     return dataclasses.replace(
         config,
         train=dataclasses.replace(config.train, epochs=epochs, patience=patience, weight_decay=decay),
         jwae=dataclasses.replace(config.jwae, latent_dim=latent, hidden_dim=hidden),
-        fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused),
+        fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused, input_linear=skip),
     )

@@ -50,11 +50,29 @@ def test_the_rank_rule_is_the_same_under_every_rank_prior():
 def test_explicit_values_are_kept():
     config = RunConfig(
         jwae=JWAEConfig(latent_dim=5, hidden_dim=7),
-        fusion=FusionConfig(rank=3, fused_dim=9),
+        fusion=FusionConfig(rank=3, fused_dim=9, input_linear=False),
         train=TrainConfig(epochs=11, patience=4, weight_decay=3e-4),
     )
     resolved = _resolve(config, c=100, n=50)
     assert resolved == config
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "model", "rank_prior", "expected"),
+    [
+        (476, 68, "lmf", "none", True),  # 7 rows per class: the skip is on
+        (100, 10, "concat", "none", True),  # exactly 10 rows per class
+        (110, 10, "lmf", "none", False),
+        (3139, 15, "lmf", "none", False),
+        (476, 68, "lmf", "ard", False),  # a second stage would drop it
+        (476, 68, "gp-mkl", "none", False),
+    ],
+)
+def test_input_linear_is_on_with_few_rows_per_class_for_the_deterministic_models(n, c, model, rank_prior, expected):
+    config = RunConfig(fusion=FusionConfig(model=model, rank_prior=rank_prior))
+    assert _resolve(config, c=c, n=n).fusion.input_linear is expected
+    explicit = RunConfig(fusion=FusionConfig(input_linear=False))
+    assert _resolve(explicit, c=68, n=476).fusion.input_linear is False
 
 
 @pytest.mark.parametrize(("n", "decay"), [(500, 1e-3), (5000, 1e-4), (1, 0.5)])
@@ -79,6 +97,7 @@ def test_a_resolved_config_has_no_field_left_none():
     ):
         assert isinstance(value, int)
     assert isinstance(resolved.train.weight_decay, float)
+    assert isinstance(resolved.fusion.input_linear, bool)
 
 
 def test_zero_or_negative_widths_are_refused_but_none_is_not():

@@ -79,7 +79,8 @@ class MultimodalClassifier(nn.Module):
         else:
             self.fusion, self.head = layers
         self.num_classes = num_classes
-        # The wide-and-deep skip (FusionConfig.input_linear), zero at the start: the model begins as without it.
+        # The wide-and-deep skip (FusionConfig.input_linear, resolved; None builds none), zero at the start: the
+        # model begins as without it.
         self.input_linear = nn.Linear(sum(input_dims.values()), num_classes) if fusion.input_linear else None
         if self.input_linear is not None:
             nn.init.zeros_(self.input_linear.weight)

@@ -73,3 +73,4 @@ def test_a_run_with_it_learns_and_round_trips(tmp_path: Path):
     stored = config.to_dict()
     del stored["fusion"]["input_linear"]
     assert RunConfig.from_dict(stored).fusion.input_linear is False  # runs stored before the field
+    assert RunConfig().fusion.input_linear is None  # new configs: by rows per class (resolve_config)
