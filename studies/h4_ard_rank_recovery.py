@@ -55,11 +55,13 @@ SHARE_BANDS = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 1.0)
 """Edges of the bands of the weakest planted share over which the detection curve pools runs."""
 
 
-def synthetic_run(rank: int, modalities: int, seed: int, *, smoke: bool, bayes: BayesConfig) -> dict:
-    """Fit the ARD head on planted features and read its effective rank."""
+def synthetic_run(
+    rank: int, modalities: int, seed: int, *, smoke: bool, bayes: BayesConfig, noise: float = SyntheticConfig.noise
+) -> dict:
+    """Fit the ARD head on planted features (labels ``argmax(score + noise * N(0, 1))``); read its effective rank."""
     n = 300 if smoke else 2000
     data = make_planted_interaction(
-        SyntheticConfig(num_samples=n, num_modalities=modalities, dim=8, rank=rank), seed=seed
+        SyntheticConfig(num_samples=n, num_modalities=modalities, dim=8, rank=rank, noise=noise), seed=seed
     )
     latents = [torch.as_tensor(data.views[m]) for m in data.modality_names]
     labels = torch.as_tensor(data.labels)
