@@ -161,10 +161,10 @@ def write_report(
         rank = effective_rank_from_posterior(idata)
         summary, convergence = convergence_summary(idata)
         checks.update(effective_rank=rank, convergence=convergence, loo=loo_check(idata))
-        if run.config.bayes.inference is not InferenceKind.NUTS:  # an approximate q: how close to the posterior
-            checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
         if run.config.bayes.inference is InferenceKind.NUTS:
             checks["divergences"] = divergence_check(run)
+        else:  # an approximate q (SVI guide, Laplace Gaussian): how close to the posterior
+            checks["variational_pareto_k"] = variational_pareto_k(run, draws=draws)
         checks["components"] = component_identifiability(idata)
         files["summary.csv"] = summary.to_csv()
         figures.update({"trace.png": trace_plot(idata), "forest.png": forest_plot(idata)})
