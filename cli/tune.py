@@ -109,7 +109,10 @@ def _base_config(p: dict) -> RunConfig:
 
 def _space_help() -> str:
     space = SearchSpace()
-    return "; ".join(f"{name} {getattr(space, name).describe()}" for name in SearchSpace.TARGETS)
+    drawn = [name for name in SearchSpace.TARGETS if getattr(space, name) is not None]
+    return "; ".join(f"{name} {getattr(space, name).describe()}" for name in drawn) + (
+        "; trial 0 fits the defaults, nothing drawn"
+    )
 
 
 @_reuse_fit_options
@@ -153,8 +156,9 @@ def _space_help() -> str:
 def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options arrive by their click names
     """Search hyperparameters on validation NLL (Optuna TPE, median pruning); prints the study folder's path.
 
-    Each trial fits a run with drawn rank, latent and hidden width, prior-penalty weight, learning rate,
-    weight decay, dropout and epochs; the test split is never scored during the search. The best trial's run
+    Trial 0 fits the given options as they are (the defaults); each later trial fits a run with drawn rank,
+    latent and hidden width, prior-penalty weight, learning rate, weight decay, dropout, training length in
+    optimizer steps and the input skip; the test split is never scored during the search. The best trial's run
     is copied to <out>/best (usable by `probfusion evaluate`); trials.csv, study.json and
     optimization_history.png sit beside it.
     """
@@ -194,8 +198,10 @@ def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options 
             f"No trial of the study in {result.path} completed ({counts}); see trials.csv, widen the search space "
             "or raise --trials."
         )
-    params_text = ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()
+    params_text = (
+        "the defaults, nothing drawn"
+        if not result.best_params
+        else ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     )
     console.print(f"best val NLL {result.best_value:.4f} (trial {result.best_trial}: {params_text}); {counts}")
     click.echo(str(result.path))

@@ -30,7 +30,7 @@ from probfusion.options import FusionKind, PriorPenalty
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["FloatDimension", "IntDimension", "SearchSpace", "TuneConfig"]
+__all__ = ["BoolDimension", "FloatDimension", "IntDimension", "SearchSpace", "TuneConfig"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,22 @@ class FloatDimension(_JSONConfig):
 
 
 @dataclass(frozen=True)
+class BoolDimension(_JSONConfig):
+    """A switch drawn from ``{False, True}``."""
+
+    def suggest(self, trial: optuna.Trial, name: str) -> bool:
+        """Draw the value of ``name`` for ``trial``."""
+        return bool(trial.suggest_categorical(name, [False, True]))
+
+    def describe(self) -> str:
+        """The range as the README writes it: ``off or on``."""
+        return "off or on"
+
+
+Dimension = IntDimension | FloatDimension | BoolDimension
+
+
+@dataclass(frozen=True)
 class SearchSpace(_JSONConfig):
     """The hyperparameters a trial draws; ``None`` keeps the base config's value.
 
@@ -112,7 +128,15 @@ class SearchSpace(_JSONConfig):
         learning_rate: Adam learning rate (``train.learning_rate``).
         weight_decay: Adam (L2) weight decay (``train.weight_decay``).
         dropout: Dropout rate inside the encoders (``jwae.dropout``).
-        epochs: Maximum number of training epochs (``train.epochs``); early stopping may end sooner.
+        epochs: Maximum number of training epochs (``train.epochs``); early stopping may end sooner. Not drawn
+            by default: an epoch count means few optimizer steps on a small set and many on a large one, so the
+            training length is drawn as ``min_steps`` instead.
+        min_steps: The fewest optimizer steps the epoch budget allows (``train.min_steps``), the training
+            length in the data-scaled form the defaults use; not drawn when ``epochs`` is drawn or the base
+            config fixes its epochs (either makes ``min_steps`` moot).
+        input_linear: The logistic regression on the concatenated inputs inside the model
+            (``fusion.input_linear``); drawn only for models that take it
+            (:meth:`~probfusion.config.FusionConfig.accepts_input_linear`).
     """
 
     rank: IntDimension | None = field(default_factory=lambda: IntDimension(1, 16, log=True))
@@ -122,7 +146,9 @@ class SearchSpace(_JSONConfig):
     learning_rate: FloatDimension | None = field(default_factory=lambda: FloatDimension(1e-4, 3e-2, log=True))
     weight_decay: FloatDimension | None = field(default_factory=lambda: FloatDimension(1e-6, 1e-2, log=True))
     dropout: FloatDimension | None = field(default_factory=lambda: FloatDimension(0.0, 0.5))
-    epochs: IntDimension | None = field(default_factory=lambda: IntDimension(20, 120, step=10))
+    epochs: IntDimension | None = None
+    min_steps: IntDimension | None = field(default_factory=lambda: IntDimension(300, 3000, log=True))
+    input_linear: BoolDimension | None = field(default_factory=BoolDimension)
 
     # dimension -> (RunConfig section, field of that section)
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -134,25 +160,32 @@ class SearchSpace(_JSONConfig):
         "weight_decay": ("train", "weight_decay"),
         "dropout": ("jwae", "dropout"),
         "epochs": ("train", "epochs"),
+        "min_steps": ("train", "min_steps"),
+        "input_linear": ("fusion", "input_linear"),
     }
 
     def __post_init__(self) -> None:
         for name in self.TARGETS:
             value = getattr(self, name)
-            if value is not None and not isinstance(value, IntDimension | FloatDimension):
+            if value is not None and not isinstance(value, Dimension):
                 raise ConfigError(
-                    f"SearchSpace.{name} must be an IntDimension, a FloatDimension or None; got {value!r}."
+                    f"SearchSpace.{name} must be an IntDimension, a FloatDimension, a BoolDimension or None; "
+                    f"got {value!r}."
                 )
         if self.dropout is not None and not (self.dropout.low >= 0.0 and self.dropout.high < 1.0):
             raise ConfigError(f"SearchSpace.dropout must lie in [0, 1); got {self.dropout.describe()}.")
 
-    def active(self, base: RunConfig) -> dict[str, IntDimension | FloatDimension]:
+    def active(self, base: RunConfig) -> dict[str, Dimension]:
         """The dimensions drawn for ``base``: those not ``None`` that mean something for its model."""
         dims = {name: getattr(self, name) for name in self.TARGETS if getattr(self, name) is not None}
         if base.fusion.model not in (FusionKind.LMF, FusionKind.GP_MKL):
             dims.pop("rank", None)
         if base.jwae.prior_penalty is PriorPenalty.NONE:
             dims.pop("prior_weight", None)
+        if "epochs" in dims or base.train.epochs is not None:
+            dims.pop("min_steps", None)
+        if not base.fusion.accepts_input_linear():
+            dims.pop("input_linear", None)
         return dims
 
     def suggest(self, trial: optuna.Trial, base: RunConfig) -> RunConfig:
@@ -194,6 +227,8 @@ class TuneConfig(_JSONConfig):
         startup_trials: Trials drawn at random before TPE models the results.
         prune_startup_trials: Trials that must finish before any trial is pruned (MedianPruner).
         prune_warmup_epochs: Epochs a trial always runs before it can be pruned.
+        baseline_trial: Trial 0 fits the base config as it is (nothing drawn: the defaults), so the study's best
+            is never worse on validation than what ``probfusion fit`` with the same options gives.
     """
 
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -204,6 +239,7 @@ class TuneConfig(_JSONConfig):
     startup_trials: int = 10
     prune_startup_trials: int = 5
     prune_warmup_epochs: int = 5
+    baseline_trial: bool = True
 
     def __post_init__(self) -> None:
         for key in ("trials", "workers"):

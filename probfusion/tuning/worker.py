@@ -73,8 +73,12 @@ def run_trial(
         ProbfusionError: Any fit error other than a diverged loss (the trial is failed first).
     """
     out = folder.trial_dir(trial.number)
+    baseline = settings.baseline_trial and trial.number == 0
+    if baseline:
+        trial.set_user_attr("note", "baseline: the base config, nothing drawn")
     try:
-        config = settings.space.suggest(trial, base)  # inside: a value the config rejects fails this trial
+        # inside: a value the config rejects fails this trial
+        config = base if baseline else settings.space.suggest(trial, base)
         run = fit(config, out, overwrite=True, trust_pickle=trust_pickle, on_epoch_end=pruning_callback(trial))
     except optuna.TrialPruned as pruned:
         return _finish(study, trial, folder, TrialState.PRUNED, str(pruned))

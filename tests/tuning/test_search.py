@@ -32,7 +32,8 @@ SPACE = SearchSpace(latent_dim=IntDimension(2, 8), hidden_dim=IntDimension(8, 32
 
 
 def settings(trials, **overrides):
-    values = {"space": SPACE, "trials": trials, "startup_trials": 4, "prune_startup_trials": 3}
+    # baseline_trial off: these tests are about the drawn trials (the baseline has its own test below).
+    values = {"space": SPACE, "trials": trials, "startup_trials": 4, "prune_startup_trials": 3, "baseline_trial": False}
     values.update(overrides)
     return TuneConfig(**values)
 
@@ -69,6 +70,19 @@ def test_tune_beats_its_first_trial_and_its_best_run_loads(tmp_path):
     best_row = rows[result.best_trial]
     assert float(best_row["value"]) == result.best_value
     assert int(best_row["params_latent_dim"]) == loaded.config.jwae.latent_dim
+
+
+def test_trial_zero_fits_the_base_config_as_it_is(tmp_path):
+    out = tmp_path / "study"
+    result = tune(BASE, out, settings(3, baseline_trial=True))
+    rows = read_rows(out)
+    assert rows[0]["note"].startswith("baseline")
+    assert all(rows[0][f"params_{name}"] == "" for name in ("latent_dim", "hidden_dim", "epochs"))
+    assert all(rows[k]["params_latent_dim"] != "" for k in (1, 2) if rows[k]["state"] == "COMPLETE")
+    baseline = load_run(out / "trials" / "0000")
+    drawn = dataclasses.replace(baseline.config, data=BASE.data, seed=BASE.seed)
+    assert (drawn.jwae.latent_dim, drawn.jwae.hidden_dim, drawn.train.epochs) == (4, 16, 4)  # BASE's own values
+    assert result.best_value <= float(rows[0]["value"])
 
 
 def test_two_worker_processes_share_one_journal_without_lost_or_repeated_trials(tmp_path):
@@ -115,7 +129,7 @@ def test_the_pruner_prunes_a_trial_far_above_the_median():
 def test_a_diverging_learning_rate_is_pruned_and_leaves_no_folder(tmp_path):
     out = tmp_path / "study"
     space = SearchSpace(latent_dim=None, hidden_dim=None, epochs=None, learning_rate=FloatDimension(1e4, 1e5, log=True))
-    result = tune(BASE, out, TuneConfig(space=space, trials=2))
+    result = tune(BASE, out, TuneConfig(space=space, trials=2, baseline_trial=False))
     rows = read_rows(out)
     assert [r["state"] for r in rows] == ["PRUNED", "PRUNED"]
     assert all(r["note"].startswith("diverged") for r in rows)

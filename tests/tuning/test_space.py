@@ -7,7 +7,7 @@ import pytest
 
 from probfusion.config import RunConfig
 from probfusion.errors import ConfigError
-from probfusion.options import FusionKind, PriorPenalty
+from probfusion.options import FusionKind, PriorPenalty, RankPrior
 from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig
 
 
@@ -42,9 +42,11 @@ def test_suggest_draws_every_active_dimension():
         "learning_rate": 1e-3,
         "weight_decay": 1e-5,
         "dropout": 0.2,
-        "epochs": 30,
+        "min_steps": 800,
+        "input_linear": True,
     }
     config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
+    assert (config.train.min_steps, config.fusion.input_linear, config.train.epochs) == (800, True, None)
     assert config.jwae.dropout == 0.2
     assert config.jwae.prior_weight == 0.5
     assert config.train.weight_decay == 1e-5
@@ -56,6 +58,15 @@ def test_dimensions_without_meaning_for_the_model_are_not_drawn():
     assert "rank" not in SearchSpace().active(tfn)
     plain = dataclasses.replace(base, jwae=dataclasses.replace(base.jwae, prior_penalty=PriorPenalty.NONE))
     assert "prior_weight" not in SearchSpace().active(plain)
+    # The training length is drawn as min_steps unless the epochs are drawn or fixed (min_steps is then moot).
+    assert "min_steps" in SearchSpace().active(base)
+    assert "min_steps" not in SearchSpace(epochs=IntDimension(20, 40)).active(base)
+    fixed = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=30))
+    assert "min_steps" not in SearchSpace().active(fixed)
+    # The input skip is drawn only where the config accepts it (not with a rank prior's second stage).
+    assert "input_linear" in SearchSpace().active(base)
+    ard = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, rank_prior=RankPrior.ARD))
+    assert "input_linear" not in SearchSpace().active(ard)
     assert "rank" not in SearchSpace(rank=None).active(base)
 
 
