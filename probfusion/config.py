@@ -40,6 +40,7 @@ from probfusion.options import (
     RankPrior,
     ShiftKind,
     SplitKind,
+    SyntheticLabels,
     parse_option,
 )
 from probfusion.robustness.budgets import NormKind, parse_budgets
@@ -172,8 +173,12 @@ class SyntheticConfig(_JSONConfig):
         dim: Feature dimension d_m of every modality.
         rank: CP rank r* of the planted interaction.
         num_classes: Number of classes c.
-        noise: Standard deviation of the Gaussian label-logit noise.
+        noise: With ``labels="argmax"``, the standard deviation of the Gaussian noise added to the scores; with
+            ``labels="softmax"``, the softmax temperature.
         redundancy: In [0, 1]; the share of each modality's signal that is copied from modality 0.
+        labels: How scores become labels: ``argmax`` of the noisy scores (a probit link; the Bayes-optimal
+            logit then has a higher CP rank than r*) or a draw from ``softmax(score / noise)`` (the Bayes-optimal
+            logit is the planted rank-r* interaction).
     """
 
     num_samples: int = 2000
@@ -183,8 +188,10 @@ class SyntheticConfig(_JSONConfig):
     num_classes: int = 2
     noise: float = 0.1
     redundancy: float = 0.0
+    labels: SyntheticLabels = SyntheticLabels.ARGMAX
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", parse_option(self.labels, SyntheticLabels, name="synthetic labels"))
         _check_positive("SyntheticConfig", num_samples=self.num_samples, dim=self.dim, rank=self.rank)
         _check_non_negative("SyntheticConfig", noise=self.noise)
         if self.num_modalities < 2:

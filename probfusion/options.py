@@ -34,6 +34,7 @@ __all__ = [
     "RankPrior",
     "ShiftKind",
     "SplitKind",
+    "SyntheticLabels",
     "parse_option",
 ]
 
@@ -241,6 +242,17 @@ class SplitKind(StrEnum):
     """av-digits only: test on one held-out speaker, train and validate on the others (a real shift)."""
     PREDEFINED = "predefined"
     """The split shipped with the data (user ``.npz`` with a ``split`` array, MultiBench pickles)."""
+
+
+class SyntheticLabels(StrEnum):
+    """How the ``synthetic`` dataset turns its planted class scores s into labels."""
+
+    ARGMAX = "argmax"
+    """``y = argmax_k (s_k + noise * N(0, 1))``: a probit link, so the Bayes-optimal logit is a nonlinear
+    function of s and has a higher CP rank than the planted one."""
+    SOFTMAX = "softmax"
+    """``y ~ Categorical(softmax(s / noise))``: the model's own likelihood, so the Bayes-optimal logit is the
+    planted interaction itself (over the temperature ``noise``), of CP rank exactly r*."""
 
 
 class LabelScheme(StrEnum):

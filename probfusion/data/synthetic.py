@@ -7,13 +7,19 @@ The ground truth for rank recovery (hypothesis H4) and for multiplicative versus
     e_m \sim \mathcal{N}(0, I_d), \quad x_0 = e_0, \quad
     x_m = \sqrt{1 - \rho}\, e_m + \sqrt{\rho}\, x_0 \ (m \ge 1),
 
-    s_k = \sum_{i=1}^{r^*} \theta_{k,i} \prod_{m=0}^{M-1} \big(u_m^{(i)} \cdot x_m\big) + \sigma \varepsilon_k,
-    \quad \varepsilon_k \sim \mathcal{N}(0, 1), \quad y = \arg\max_k s_k,
+    s_k = \sum_{i=1}^{r^*} \theta_{k,i} \prod_{m=0}^{M-1} \big(u_m^{(i)} \cdot x_m\big), \qquad
+    y = \arg\max_k (s_k + \sigma \varepsilon_k), \ \varepsilon_k \sim \mathcal{N}(0, 1)
+    \quad \text{or} \quad y \sim \mathrm{Categorical}(\mathrm{softmax}(s / \sigma)),
 
 with redundancy :math:`\rho`, noise :math:`\sigma`, unit-norm factors :math:`u_m^{(i)}` (orthonormal across
 components when :math:`r^* \le d`) and rows :math:`\theta_k` of unit norm, so that each noise-free score has
-unit variance and :math:`\sigma` is in units of it. For two classes :math:`\theta_1 = -\theta_0`, so the
-label is the sign of :math:`\sum_i \theta_{0,i} \prod_m (u_m^{(i)} \cdot x_m)` plus noise.
+unit variance and :math:`\sigma` is in units of it. The ``argmax`` labels (the default) have a probit link:
+:math:`P(y = 1) = \Phi((s_1 - s_0) / (\sigma \sqrt 2))` for two classes, whose logit is a nonlinear function of
+the scores, so the Bayes-optimal logit has a higher CP rank than r* and a rank read-out may rightly exceed it.
+The ``softmax`` labels (``SyntheticConfig.labels``) use the logistic likelihood of the models themselves: the
+Bayes-optimal logit is :math:`s / \sigma`, of CP rank exactly r* (what H4 tests). For two classes
+:math:`\theta_1 = -\theta_0`, so the label follows the sign of :math:`\sum_i \theta_{0,i} \prod_m (u_m^{(i)}
+\cdot x_m)`, flipped by the noise.
 
 Each modality alone carries no label information when :math:`\rho = 0`: flipping the sign of any other
 modality negates every noise-free score, so for two classes :math:`P(y \mid x_m) = 1/2` exactly. For more
@@ -30,6 +36,7 @@ import numpy as np
 
 from probfusion.config import SyntheticConfig
 from probfusion.data.dataset import MultimodalDataset
+from probfusion.options import SyntheticLabels
 
 __all__ = ["make_planted_interaction", "planted_scores"]
 
@@ -45,6 +52,17 @@ def _unit_factors(rng: np.random.Generator, rank: int, dim: int) -> np.ndarray:
         q, r = np.linalg.qr(raw)
         return (q * np.sign(np.diag(r))).T
     return (raw / np.linalg.norm(raw, axis=0)).T
+
+
+def _softmax_draws(rng: np.random.Generator, score: np.ndarray, temperature: float) -> np.ndarray:
+    """``(n,)`` labels drawn from ``softmax(score / temperature)`` row by row (inverse CDF of one uniform each)."""
+    if temperature == 0:
+        return score.argmax(axis=1)
+    logits = score / temperature
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    draws = rng.random((score.shape[0], 1))
+    return np.minimum((draws > cdf).sum(axis=1), score.shape[1] - 1)
 
 
 def planted_scores(views: list[np.ndarray], factors: list[np.ndarray], theta: np.ndarray) -> np.ndarray:
@@ -100,8 +118,10 @@ def make_planted_interaction(config: SyntheticConfig, seed: int) -> MultimodalDa
     views = [independent[0]] + [np.sqrt(1.0 - rho) * e + np.sqrt(rho) * independent[0] for e in independent[1:]]
     views = [x.astype(np.float32) for x in views]
     score = planted_scores([x.astype(np.float64) for x in views], factors, theta)
-    noisy = score + config.noise * rng.standard_normal((n, c))
-    labels = noisy.argmax(axis=1)
+    if config.labels is SyntheticLabels.SOFTMAX:
+        labels = _softmax_draws(rng, score, config.noise)
+    else:
+        labels = (score + config.noise * rng.standard_normal((n, c))).argmax(axis=1)
 
     names = [f"m{m}" for m in range(num_mod)]
     ground_truth = {f"u_{name}": u for name, u in zip(names, factors, strict=True)}

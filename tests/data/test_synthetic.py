@@ -76,3 +76,28 @@ def test_single_modality_is_near_chance_for_a_linear_model(num_modalities):
 def test_full_redundancy_copies_modality_zero():
     data = make_planted_interaction(SyntheticConfig(num_samples=50, redundancy=1.0), seed=0)
     np.testing.assert_allclose(data.views["m1"], data.views["m0"])
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_softmax_labels_follow_the_planted_logits(num_classes):
+    # labels="softmax": y ~ Categorical(softmax(score / T)), so the class frequencies in bins of the planted
+    # probability match it (a logistic model's own likelihood), unlike argmax labels with Gaussian noise.
+    temperature = 0.5
+    config = SyntheticConfig(num_samples=40_000, num_classes=num_classes, labels="softmax", noise=temperature)
+    data = make_planted_interaction(config, seed=3)
+    logits = data.ground_truth["score"] / temperature
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        np.bincount(data.labels, minlength=num_classes) / len(data.labels), probs.mean(0), atol=0.01
+    )
+    chosen = probs[np.arange(len(probs)), data.labels]
+    bins = np.digitize(probs[:, 0], [0.2, 0.4, 0.6, 0.8])
+    for b in range(5):  # calibration of the draws: frequency of class 0 in each bin of its probability
+        rows = bins == b
+        if rows.sum() > 1000:
+            assert abs((data.labels[rows] == 0).mean() - probs[rows, 0].mean()) < 0.02
+    assert chosen.mean() < 0.95  # the draws are noisy, not the argmax of the scores
+    # Zero temperature is the noise-free argmax.
+    exact = make_planted_interaction(SyntheticConfig(num_samples=500, labels="softmax", noise=0.0), seed=3)
+    np.testing.assert_array_equal(exact.labels, exact.ground_truth["score"].argmax(axis=1))

@@ -14,12 +14,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import h4_ard_rank_recovery as h4  # a study module, found through the path above
 
 from probfusion.config import BayesConfig
+from probfusion.options import SyntheticLabels
 
 
 def main() -> None:
     noise = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     bayes = BayesConfig()
-    runs = [h4.synthetic_run(r, 2, s, smoke=False, bayes=bayes, noise=noise) for r in (1, 2, 3) for s in range(5)]
+    argmax = SyntheticLabels.ARGMAX  # the labels of the run it diagnoses
+    runs = [
+        h4.synthetic_run(r, 2, s, smoke=False, bayes=bayes, noise=noise, labels=argmax)
+        for r in (1, 2, 3)
+        for s in range(5)
+    ]
     for run in runs:
         print(
             f"noise {noise:g}, planted rank {run['planted_rank']}, seed {run['seed']}: "
