@@ -201,9 +201,22 @@ def open_study(folder: StudyFolder, settings: TuneConfig, base: RunConfig, *, cr
     return study
 
 
+def _normalised_base(stored: Any) -> Any:
+    """A stored base config as this version writes it: a field added since then takes the value that
+    reproduces the stored behaviour (``_LEGACY``, else its default), so adding a config field does not orphan
+    the studies started before it. Left as it is when it does not parse (it then differs)."""
+    try:
+        return RunConfig.from_dict(stored).to_dict()
+    except ConfigError:
+        return stored
+
+
 def _check_or_record(study: optuna.Study, base: RunConfig, space: SearchSpace) -> None:
+    # The space is compared as stored: a dimension missing from an older study was not drawn there.
     wanted: dict[str, Any] = {_BASE_ATTR: base.to_dict(), _SPACE_ATTR: space.to_dict()}
-    stored = study.user_attrs
+    stored = dict(study.user_attrs)
+    if _BASE_ATTR in stored:
+        stored[_BASE_ATTR] = _normalised_base(stored[_BASE_ATTR])
     for key, value in wanted.items():
         if key not in stored:
             study.set_user_attr(key, value)

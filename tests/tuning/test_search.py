@@ -164,6 +164,18 @@ def test_a_rerun_with_another_base_config_is_refused(tmp_path):
     assert (out / "trials.csv").read_text() == before
 
 
+def test_a_study_stored_before_a_config_field_existed_resumes(tmp_path):
+    # A field added later (with the default that reproduces older runs) must not orphan an older study.
+    out = tmp_path / "study"
+    tune(BASE, out, settings(1))
+    study = open_study(StudyFolder(out), settings(1), BASE, create=False)
+    stored = study.user_attrs["probfusion_base_config"]
+    del stored["data"]["synthetic"]["labels"], stored["fusion"]["input_linear_rows_per_class"]
+    study.set_user_attr("probfusion_base_config", stored)
+    result = tune(BASE, out, settings(2))
+    assert sum(result.n_trials.values()) == 2
+
+
 def test_bad_data_or_folder_writes_nothing(tmp_path):
     out = tmp_path / "study"
     missing = RunConfig(**{**BASE.__dict__, "data": DataConfig(name=str(tmp_path / "none.npz")), "device": "cpu"})

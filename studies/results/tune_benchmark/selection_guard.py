@@ -1,0 +1,75 @@
+"""NOTES §17: would a guarded choice (the defaults unless the best trial wins by z paired SEs) score better?
+
+For every finished study of ``studies/tune_benchmark.py`` (``runs/tune_benchmark/<set>-seed<k>``): load trial 0
+(the defaults) and the best trial, recompute each one's per-row validation NLL (checked against the stored
+``val.nll``), and choose the best trial only if ``mean(d) > Z sd(d) / sqrt(n_val)`` with ``d_i = NLL_0(i) -
+NLL_best(i)``; score the chosen run on the test rows with ``real_benchmark.score_test_split``, as the benchmark
+scores ``tune``. Prints one line per study and the means over studies of both choices.
+Run: ``python studies/results/tune_benchmark/selection_guard.py [runs/tune_benchmark]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from real_benchmark import DEFAULT_SETS, score_test_split  # a study module, found through the path above
+
+from probfusion import load_run
+
+Z = 2.0
+SEEDS = 3
+
+
+def validation_nll_rows(path: Path, seed: int) -> torch.Tensor:
+    """`(n_val,)` NLL of each validation row under the run's predictive (as its metrics.json scores it)."""
+    loaded = load_run(path)
+    _, val, _ = loaded.splits()
+    data = loaded.tensors(val)
+    samples = loaded.metrics.get("posterior_samples", 1)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        loaded.model.eval()
+        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
+    rows = -probs.gather(1, data.labels.view(-1, 1)).squeeze(1).clamp_min(1e-300).log()
+    stored = loaded.metrics["val"]["nll"]
+    if not math.isclose(float(rows.mean()), stored, rel_tol=1e-4, abs_tol=1e-5):
+        raise SystemExit(f"{path}: recomputed validation NLL {float(rows.mean()):.6f} != stored {stored:.6f}")
+    return rows
+
+
+def main() -> None:
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/tune_benchmark")
+    chosen: dict[str, list[dict]] = {"unguarded": [], "guarded": []}
+    for name in DEFAULT_SETS:
+        for seed in range(SEEDS):
+            study = root / f"{name}-seed{seed}"
+            best = json.loads((study / "study.json").read_text())["best_trial"]
+            base = validation_nll_rows(study / "trials" / "0000", seed)
+            top = validation_nll_rows(study / "trials" / f"{best:04d}", seed)
+            diff = base - top
+            spread = float(diff.std()) / math.sqrt(len(diff))
+            margin = float(diff.mean()) / spread if spread > 0 else 0.0  # best == 0: no difference
+            guarded = best if margin > Z else 0
+            runs = {"best": best, "base": 0}
+            scores = {k: score_test_split(study / "trials" / f"{n:04d}", seed) for k, n in runs.items()}
+            chosen["unguarded"].append(scores["best"])
+            chosen["guarded"].append(scores["best"] if guarded == best else scores["base"])
+            print(
+                f"{name} seed {seed}: best trial {best} beats trial 0 by {margin:.2f} SE -> keep {guarded}; test "
+                f"accuracy best {100 * scores['best']['accuracy']:.1f}, trial 0 {100 * scores['base']['accuracy']:.1f}"
+            )
+    for rule, rows in chosen.items():
+        accuracy = statistics.fmean(r["accuracy"] for r in rows)
+        nll = statistics.fmean(r["nll"] for r in rows)
+        print(f"{rule}: mean test accuracy {100 * accuracy:.2f} %, mean test NLL {nll:.4f} over {len(rows)} studies")
+
+
+if __name__ == "__main__":
+    main()
