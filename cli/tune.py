@@ -203,5 +203,8 @@ def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options 
         if not result.best_params
         else ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     )
-    console.print(f"best val NLL {result.best_value:.4f} (trial {result.best_trial}: {params_text}); {counts}")
+    console.print(
+        f"best val NLL {result.best_value:.4f} (trial {result.best_trial}: {params_text}; {result.selection_reason}); "
+        f"{counts}"
+    )
     click.echo(str(result.path))

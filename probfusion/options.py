@@ -35,6 +35,7 @@ __all__ = [
     "ShiftKind",
     "SplitKind",
     "SyntheticLabels",
+    "TuneSelection",
     "parse_option",
 ]
 
@@ -242,6 +243,16 @@ class SplitKind(StrEnum):
     """av-digits only: test on one held-out speaker, train and validate on the others (a real shift)."""
     PREDEFINED = "predefined"
     """The split shipped with the data (user ``.npz`` with a ``split`` array, MultiBench pickles)."""
+
+
+class TuneSelection(StrEnum):
+    """Which trial ``probfusion tune`` hands back as ``best/``."""
+
+    GUARDED = "guarded"
+    """The lowest validation NLL only if it beats trial 0 (the defaults) by more than ``TuneConfig.guard_z``
+    standard errors of the paired per-row difference; otherwise trial 0."""
+    LOWEST = "lowest"
+    """The lowest validation NLL, however small the margin."""
 
 
 class SyntheticLabels(StrEnum):

@@ -1,8 +1,10 @@
 """What a study leaves in its folder: ``trials.csv``, ``study.json``, the history figure and ``best/``.
 
-``best/`` is a copy of the best trial's run folder, so its metrics are exactly the ones the study scored. When
-the best trial ran on another machine (a shared ``--storage``), its folder is not here and ``best/`` is fitted
-again from its params, with the same seed (equal metrics on the same kind of device).
+``best/`` is a copy of the chosen trial's run folder (:mod:`probfusion.tuning.selection`: by default the lowest
+validation NLL unless it is within the guard's margin of trial 0, the defaults), so its metrics are exactly the
+ones the study scored. When the chosen trial ran on another machine (a shared ``--storage``), its folder is not
+here and ``best/`` is fitted again from its params, with the same seed (equal metrics on the same kind of
+device).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from probfusion.config import RunConfig
 from probfusion.errors import ProbfusionError
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
 from probfusion.runs.run_dir import RunDirectory
+from probfusion.tuning.selection import Selection, select_trial
 from probfusion.tuning.space import SearchSpace, TuneConfig
 from probfusion.tuning.study import StudyFolder, redact
 
@@ -56,11 +59,25 @@ def trial_rows(trials: list[FrozenTrial], space: SearchSpace) -> list[dict[str, 
     return rows
 
 
-def summary(study: optuna.Study, settings: TuneConfig, base: RunConfig, best_run: Path | None) -> dict[str, Any]:
-    """The content of ``study.json``."""
+def summary(
+    study: optuna.Study,
+    settings: TuneConfig,
+    base: RunConfig,
+    best_run: Path | None,
+    selection: Selection | None = None,
+) -> dict[str, Any]:
+    """The content of ``study.json``.
+
+    ``best_*`` describe the chosen trial (``best/``), ``lowest_*`` the trial with the lowest validation NLL,
+    ``selection`` the rule and its reason.
+    """
     trials = study.get_trials(deepcopy=False)
-    best = best_trial(trials)
+    lowest = best_trial(trials)
+    best = selection.trial if selection is not None else lowest
     counts = Counter(t.state.name for t in trials)
+    rule = {"rule": settings.selection.value, "guard_z": settings.guard_z}
+    if selection is not None:
+        rule.update(margin_se=selection.margin_se, reason=selection.reason)
     return {
         "study_name": study.study_name,
         "storage": redact(settings.storage) or StudyFolder.JOURNAL,
@@ -71,6 +88,9 @@ def summary(study: optuna.Study, settings: TuneConfig, base: RunConfig, best_run
         "best_value": None if best is None else best.value,
         "best_params": {} if best is None else dict(best.params),
         "best_run": None if best_run is None else StudyFolder.BEST,
+        "lowest_trial": None if lowest is None else lowest.number,
+        "lowest_value": None if lowest is None else lowest.value,
+        "selection": rule,
         "base_config": base.to_dict(),
         "space": settings.space.to_dict(),
     }
@@ -119,15 +139,18 @@ def write_outputs(
     atomic_write_csv(folder.file(folder.TRIALS_CSV), trial_rows(trials, settings.space))
     if trials:
         _figure(folder, trials)
-    best = best_trial(trials)
+    lowest = best_trial(trials)
     best_run = None
-    if best is not None:
+    selection = None
+    if lowest is not None:
         try:
-            best_run = _write_best(folder, best, settings, base, trust_pickle)
+            selection = select_trial(trials, lowest, settings.selection, settings.guard_z, folder)
+            best_run = _write_best(folder, selection.trial, settings, base, trust_pickle)
         except ProbfusionError as error:
+            chosen = lowest if selection is None else selection.trial
             raise ProbfusionError(
-                f"Cannot write {folder.file(folder.BEST)} from trial {best.number}: {error}"
+                f"Cannot write {folder.file(folder.BEST)} from trial {chosen.number}: {error}"
             ) from None
-    content = summary(study, settings, base, best_run)
+    content = summary(study, settings, base, best_run, selection)
     atomic_write_json(folder.file(folder.SUMMARY), content)
     return content

@@ -56,11 +56,13 @@ class TuneResult:
     Attributes:
         path: The study folder.
         study_name: The study's name in its storage.
-        best_trial: Number of the best complete trial; ``None`` when no trial completed.
+        best_trial: Number of the chosen complete trial, the one ``best/`` holds (``TuneConfig.selection``: the
+            lowest validation NLL, or trial 0 when the guard keeps the defaults); ``None`` when none completed.
         best_value: Its validation NLL.
-        best_params: Its drawn hyperparameters ``{dimension: value}``.
+        best_params: Its drawn hyperparameters ``{dimension: value}`` (empty for the baseline trial 0).
         best_run: The best trial's run folder (``<study>/best``), loadable by :func:`probfusion.load_run`.
         n_trials: Trials by state (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``).
+        selection_reason: Why ``best/`` holds that trial (``study.json`` ``selection.reason``).
     """
 
     path: Path
@@ -70,6 +72,7 @@ class TuneResult:
     best_params: dict[str, Any]
     best_run: Path | None
     n_trials: dict[str, int]
+    selection_reason: str | None = None
 
 
 def default_study_dir(config: RunConfig, root: Path | str = "runs") -> Path:
@@ -224,4 +227,5 @@ def tune(
         best_params=content["best_params"],
         best_run=best_run,
         n_trials=content["n_trials"],
+        selection_reason=content["selection"].get("reason"),
     )

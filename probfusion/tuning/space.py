@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from probfusion.config import RunConfig, _JSONConfig
 from probfusion.errors import ConfigError
-from probfusion.options import FusionKind, PriorPenalty
+from probfusion.options import FusionKind, PriorPenalty, TuneSelection, parse_option
 
 if TYPE_CHECKING:
     import optuna
@@ -229,6 +229,10 @@ class TuneConfig(_JSONConfig):
         prune_warmup_epochs: Epochs a trial always runs before it can be pruned.
         baseline_trial: Trial 0 fits the base config as it is (nothing drawn: the defaults), so the study's best
             is never worse on validation than what ``probfusion fit`` with the same options gives.
+        selection: Which trial becomes ``best/``: ``guarded`` (the lowest validation NLL only if it beats trial 0
+            by more than ``guard_z`` paired standard errors, else trial 0; :mod:`probfusion.tuning.selection`)
+            or ``lowest``.
+        guard_z: The margin of the guarded selection, in standard errors.
     """
 
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -240,12 +244,17 @@ class TuneConfig(_JSONConfig):
     prune_startup_trials: int = 5
     prune_warmup_epochs: int = 5
     baseline_trial: bool = True
+    selection: TuneSelection = TuneSelection.GUARDED
+    guard_z: float = 2.0
 
     def __post_init__(self) -> None:
         for key in ("trials", "workers"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"TuneConfig.{key} must be a positive integer; got {value!r}.")
+        object.__setattr__(self, "selection", parse_option(self.selection, TuneSelection, name="tune selection"))
+        if not self.guard_z >= 0:
+            raise ConfigError(f"TuneConfig.guard_z must be zero or positive; got {self.guard_z!r}.")
         for key in ("startup_trials", "prune_startup_trials", "prune_warmup_epochs"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"TuneConfig.{key} must be zero or positive; got {getattr(self, key)}.")

@@ -202,9 +202,12 @@ def open_study(folder: StudyFolder, settings: TuneConfig, base: RunConfig, *, cr
 
 
 def _normalised_base(stored: Any) -> Any:
-    """A stored base config as this version writes it: a field added since then takes the value that
-    reproduces the stored behaviour (``_LEGACY``, else its default), so adding a config field does not orphan
-    the studies started before it. Left as it is when it does not parse (it then differs)."""
+    """A stored base config as this version writes it.
+
+    A field added since then takes the value that reproduces the stored behaviour (``_LEGACY``, else its
+    default), so adding a config field does not orphan the studies started before it. Left as it is when it
+    does not parse (it then differs).
+    """
     try:
         return RunConfig.from_dict(stored).to_dict()
     except ConfigError:

@@ -7,6 +7,7 @@ import json
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from probfusion import load_run
@@ -14,6 +15,7 @@ from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, S
 from probfusion.errors import ConfigError, InputDataError, ProbfusionError, RunExistsError
 from probfusion.inference.training import TrainingState
 from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
+from probfusion.tuning.selection import paired_margin, validation_nll_rows
 from probfusion.tuning.study import StudyFolder, open_study
 from probfusion.tuning.worker import pruning_callback
 
@@ -83,6 +85,35 @@ def test_trial_zero_fits_the_base_config_as_it_is(tmp_path):
     drawn = dataclasses.replace(baseline.config, data=BASE.data, seed=BASE.seed)
     assert (drawn.jwae.latent_dim, drawn.jwae.hidden_dim, drawn.train.epochs) == (4, 16, 4)  # BASE's own values
     assert result.best_value <= float(rows[0]["value"])
+
+
+def test_the_guarded_selection_keeps_trial_zero_unless_the_lowest_wins_by_z_paired_standard_errors(tmp_path):
+    out = tmp_path / "study"
+    weak = dataclasses.replace(BASE, train=TrainConfig(epochs=1))  # trial 0 trains 1 epoch, drawn ones 3 to 8
+    tune(weak, out, settings(4, baseline_trial=True, selection="lowest"))
+    summary = json.loads((out / "study.json").read_text())
+    lowest = summary["lowest_trial"]
+    assert summary["best_trial"] == lowest
+    assert lowest != 0  # seeded: a drawn trial beats one epoch
+    rows = {n: validation_nll_rows(StudyFolder(out).trial_dir(n)) for n in {0, lowest}}
+    for n, nll in rows.items():  # the per-row NLL is what fit scored as val.nll
+        assert float(nll.mean()) == pytest.approx(load_run(StudyFolder(out).trial_dir(n)).metrics["val"]["nll"])
+    margin = paired_margin(rows[0], rows[lowest])
+    # Rerunning a finished study only rewrites its outputs, so the three rules read the same four trials.
+    for z, kept in ((1e9, 0), (0.0, lowest if margin > 0 else 0)):
+        result = tune(weak, out, settings(4, baseline_trial=True, guard_z=z))
+        assert result.best_trial == kept, result.selection_reason
+        assert load_run(result.best_run).metrics["val"]["nll"] == result.best_value
+        stored = json.loads((out / "study.json").read_text())["selection"]
+        assert stored["rule"] == "guarded"
+        assert stored["margin_se"] == pytest.approx(margin)
+
+
+def test_paired_margin_is_the_mean_difference_over_its_standard_error():
+    base, other = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, 1.0, 2.5, 3.0])
+    d = base - other  # 0.5, 1.0, 0.5, 1.0: mean 0.75, sd 0.2887
+    assert paired_margin(base, other) == pytest.approx(0.75 / (d.std().item() / 2.0))
+    assert paired_margin(base, base) == 0.0
 
 
 def test_two_worker_processes_share_one_journal_without_lost_or_repeated_trials(tmp_path):
