@@ -16,7 +16,9 @@ pruned ones included. The linear reference is refitted on the same rows; the def
 are fitted with ``model_row``, or with ``--reuse`` taken from ``studies/results/real_benchmark/rows.json`` for the
 same set and seed (each row's ``source`` says which).
 
-Check (per set, mean over the seeds run): tune test accuracy >= max(linear reference, concat).
+Check (per set, mean over the seeds run): tune test accuracy >= max(linear reference, concat). The tuned row is the
+run ``best/`` holds under ``TuneConfig.selection`` (guarded by default: trial 0, the defaults, unless the lowest
+validation NLL beats it by more than 2 paired standard errors).
 
 Run: ``python studies/tune_benchmark.py --trials 30 --seeds 3 --reuse``; ``--smoke`` for a seconds-long check.
 Studies live in ``--studies`` (default ``runs/tune_benchmark``); rerunning with more ``--trials`` continues them.
@@ -218,7 +220,8 @@ def main() -> None:
     note = f"{settings.trials} trials x {len(seeds)} seed(s) per set"
     if settings.trials < 30 or len(seeds) < 3:
         note += " -- less than the issue's acceptance protocol (30 trials x 3 seeds)"
-    table = f"{note}. Test accuracy %, mean over seeds; tune chose on validation NLL.\n\n{table}"
+    rule = f"{settings.selection.value} selection, z = {settings.guard_z:g}"
+    table = f"{note}. Test accuracy %, mean over seeds; tune chose on validation NLL ({rule}).\n\n{table}"
     if args.smoke:  # rescoring a fitted run folder reproduces model_row's row (the seeded predictive is stable)
         lmf = next(r for r in rows if r["model"] == "lmf")
         again = score_test_split(scratch / "av-digits-lmf-0", 0)

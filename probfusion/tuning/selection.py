@@ -83,7 +83,8 @@ def select_trial(
     if rule is TuneSelection.LOWEST or lowest.number == 0:
         return Selection(lowest, lowest, None, "lowest validation NLL")
     baseline = next((t for t in trials if t.number == 0), None)
-    if baseline is None or baseline.state is not TrialState.COMPLETE or not baseline.user_attrs.get("baseline"):
+    # Trial 0 is the baseline when nothing was drawn for it (TuneConfig.baseline_trial).
+    if baseline is None or baseline.state is not TrialState.COMPLETE or baseline.params:
         return Selection(lowest, lowest, None, "lowest validation NLL (no complete baseline trial 0 to guard with)")
     folders = [folder.trial_dir(t.number) for t in (baseline, lowest)]
     if not all((path / "metrics.json").is_file() for path in folders):

@@ -75,7 +75,6 @@ def run_trial(
     out = folder.trial_dir(trial.number)
     baseline = settings.baseline_trial and trial.number == 0
     if baseline:
-        trial.set_user_attr("baseline", True)
         trial.set_user_attr("note", "baseline: the base config, nothing drawn")
     try:
         # inside: a value the config rejects fails this trial
