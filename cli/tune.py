@@ -29,6 +29,7 @@ from probfusion.options import (
     PriorPenalty,
     RankPrior,
     SplitKind,
+    TuneSelection,
 )
 from probfusion.tuning import SearchSpace, TuneConfig, TuneProgress, default_study_dir
 from probfusion.tuning import tune as tune_study
@@ -143,6 +144,21 @@ def _space_help() -> str:
     default=None,
     help="Name of the study in the storage; the same on every machine [default: the --out folder's name].",
 )
+@click.option(
+    "--selection",
+    type=click.Choice([k.value for k in TuneSelection]),
+    default=_TUNE.selection.value,
+    show_default=True,
+    help="Which trial becomes <out>/best: 'guarded' keeps trial 0 (the defaults) unless the lowest validation "
+    "NLL beats it by more than --guard-z paired standard errors; 'lowest' takes the lowest.",
+)
+@click.option(
+    "--guard-z",
+    type=click.FloatRange(min=0.0),
+    default=_TUNE.guard_z,
+    show_default=True,
+    help="Margin of the guarded selection, in standard errors of the paired per-row validation NLL difference.",
+)
 @seed_option
 @click.option(
     "--out",
@@ -164,7 +180,14 @@ def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options 
     """
     p = dict(params)
     config = _base_config(p)
-    settings = TuneConfig(trials=p["trials"], workers=p["workers"], storage=p["storage"], study_name=p["study_name"])
+    settings = TuneConfig(
+        trials=p["trials"],
+        workers=p["workers"],
+        storage=p["storage"],
+        study_name=p["study_name"],
+        selection=TuneSelection(p["selection"]),
+        guard_z=p["guard_z"],
+    )
     out = p["out"] if p["out"] is not None else default_study_dir(config)
     quiet = bool(p["quiet"])
     # Optuna's own log ("Trial 3 finished ...") only with the group's -v, like probfusion's log on stderr.

@@ -20,7 +20,9 @@ FAST_SPACE = SearchSpace(latent_dim=IntDimension(2, 6), hidden_dim=IntDimension(
 
 @pytest.fixture(autouse=True)
 def fast_space(monkeypatch):
-    monkeypatch.setattr(tune_module, "TuneConfig", functools.partial(TuneConfig, space=FAST_SPACE))
+    # No baseline trial 0 (it would train the defaults' 1,500 steps) except where a test asks for it.
+    fast = functools.partial(TuneConfig, space=FAST_SPACE, baseline_trial=False)
+    monkeypatch.setattr(tune_module, "TuneConfig", fast)
 
 
 @pytest.fixture
@@ -47,12 +49,17 @@ def assert_clean_error(result, code, *fragments):
         assert fragment in result.stderr, result.stderr
 
 
-def test_tune_prints_only_the_study_path_and_its_best_run_evaluates(runner, tmp_path, data):
+def test_tune_prints_only_the_study_path_and_its_best_run_evaluates(runner, tmp_path, data, monkeypatch):
+    monkeypatch.setattr(tune_module, "TuneConfig", functools.partial(TuneConfig, space=FAST_SPACE))  # trial 0 too
     out = tmp_path / "study"
-    result = runner.invoke(cli, ["tune", "--data", str(data), "--trials", "3", "--out", str(out), *BASE])
+    args = ["tune", "--data", str(data), "--trials", "3", "--out", str(out), "--guard-z", "1e9", *BASE]
+    result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert "best val NLL" in result.stderr
+    assert rows(out)[0]["note"].startswith("baseline")
+    # --guard-z 1e9: best/ is trial 0 (the defaults) whichever trial has the lowest validation NLL.
+    assert "trial 0: the defaults, nothing drawn" in result.stderr
     summary = json.loads((out / "study.json").read_text())
     assert summary["storage"] == "journal.log"
     assert (out / "journal.log").is_file()
@@ -104,6 +111,8 @@ def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(runner
     ("args", "code", "fragment"),
     [
         (["--trials", "0"], 2, "--trials"),
+        (["--guard-z", "-1"], 2, "--guard-z"),
+        (["--selection", "best"], 2, "--selection"),
         (["--workers", "0"], 2, "--workers"),
         (["--storage", "optuna.db"], 2, "storage URL"),
         (["--data", "no-such-data"], 2, "av-digits"),
