@@ -1,47 +1,28 @@
 """NOTES §17: would a guarded choice (the defaults unless the best trial wins by z paired SEs) score better?
 
 For every finished study of ``studies/tune_benchmark.py`` (``runs/tune_benchmark/<set>-seed<k>``): load trial 0
-(the defaults) and the best trial, recompute each one's per-row validation NLL (checked against the stored
-``val.nll``), and choose the best trial only if ``mean(d) > Z sd(d) / sqrt(n_val)`` with ``d_i = NLL_0(i) -
-NLL_best(i)``; score the chosen run on the test rows with ``real_benchmark.score_test_split``, as the benchmark
-scores ``tune``. Prints one line per study and the means over studies of both choices.
+(the defaults) and the trial of lowest validation NLL, recompute each one's per-row validation NLL
+(``probfusion.tuning.selection``, the rule ``tune`` now applies), and choose the lowest only if
+``mean(d) > Z sd(d) / sqrt(n_val)`` with ``d_i = NLL_0(i) - NLL_best(i)``; score the chosen run on the test rows
+with ``real_benchmark.score_test_split``, as the benchmark scores ``tune``. Prints one line per study and the
+means over studies of both choices.
 Run: ``python studies/results/tune_benchmark/selection_guard.py [runs/tune_benchmark]``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from real_benchmark import DEFAULT_SETS, score_test_split  # a study module, found through the path above
 
-from probfusion import load_run
+from probfusion.tuning.selection import paired_margin, validation_nll_rows
 
 Z = 2.0
 SEEDS = 3
-
-
-def validation_nll_rows(path: Path, seed: int) -> torch.Tensor:
-    """`(n_val,)` NLL of each validation row under the run's predictive (as its metrics.json scores it)."""
-    loaded = load_run(path)
-    _, val, _ = loaded.splits()
-    data = loaded.tensors(val)
-    samples = loaded.metrics.get("posterior_samples", 1)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    rows = -probs.gather(1, data.labels.view(-1, 1)).squeeze(1).clamp_min(1e-300).log()
-    stored = loaded.metrics["val"]["nll"]
-    if not math.isclose(float(rows.mean()), stored, rel_tol=1e-4, abs_tol=1e-5):
-        raise SystemExit(f"{path}: recomputed validation NLL {float(rows.mean()):.6f} != stored {stored:.6f}")
-    return rows
 
 
 def main() -> None:
@@ -50,12 +31,10 @@ def main() -> None:
     for name in DEFAULT_SETS:
         for seed in range(SEEDS):
             study = root / f"{name}-seed{seed}"
-            best = json.loads((study / "study.json").read_text())["best_trial"]
-            base = validation_nll_rows(study / "trials" / "0000", seed)
-            top = validation_nll_rows(study / "trials" / f"{best:04d}", seed)
-            diff = base - top
-            spread = float(diff.std()) / math.sqrt(len(diff))
-            margin = float(diff.mean()) / spread if spread > 0 else 0.0  # best == 0: no difference
+            summary = json.loads((study / "study.json").read_text())
+            best = summary.get("lowest_trial", summary["best_trial"])  # best_trial: the guarded choice, once made
+            trials = study / "trials"
+            margin = paired_margin(validation_nll_rows(trials / "0000"), validation_nll_rows(trials / f"{best:04d}"))
             guarded = best if margin > Z else 0
             runs = {"best": best, "base": 0}
             scores = {k: score_test_split(study / "trials" / f"{n:04d}", seed) for k, n in runs.items()}
