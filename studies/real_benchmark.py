@@ -36,6 +36,7 @@ import numpy as np
 import scipy.io
 import torch
 from _common import RESULTS, markdown_table, mean_std, write_results
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -66,6 +67,7 @@ class Source:
     label_key: str = "Y"
     shots: int | None = None  # rows per class in train (one more in validation, the rest test): a low-shot set
     synthetic: int | None = None  # a synthetic stand-in with this many classes (:func:`many_class_low_shot`)
+    text: bool = False  # with ``synthetic``: the bag-of-words stand-in (:func:`text_like`) instead
 
 
 SETS = {
@@ -86,6 +88,9 @@ SETS = {
     # Not real data: a regime stand-in for the hidden 68-class face set (7 training rows per class, three
     # high-dimensional views); none of the real sets here has more than 15 classes.
     "synthetic-68x7": Source(synthetic=68, shots=7),
+    # Not real data: a stand-in for the hidden 3-view text set (500 documents, 5 classes, 2,000 tf-idf features
+    # per view, 350 training rows), where a logistic regression reaches about 0.96 (NOTES.md §19).
+    "synthetic-text": Source(synthetic=5, text=True),
 }
 DEFAULT_SETS = ("av-digits", "av-digits-speaker", "mfeat", "scene15", "cub", "msrc_v1")
 MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
@@ -179,6 +184,32 @@ def many_class_low_shot(
     return views, labels
 
 
+def text_like(
+    num_classes: int, seed: int, *, rows_per_class: int = 100, dims: tuple[int, ...] = (2000, 2000, 2000)
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A synthetic bag-of-words multi-view set: the regime of a small text set with three wide sparse views.
+
+    Each document mixes a shared background word distribution (Dirichlet(0.3) over the whole vocabulary) with
+    its class's sparse topic (Dirichlet(0.02)), the class share drawn from Beta(2, 6) per document; a document
+    of Poisson(150) + 20 words is drawn from that mixture, and view m holds the counts of its own block of
+    ``dims[m]`` words, tf-idf weighted and L2-normalised per row (scikit-learn's ``TfidfTransformer``), about 50
+    non-zero features a row. The views are thus different words of the same document, each informative alone.
+    The constants were set by the logistic regression alone (about 0.96 on the concatenation, 0.87-0.94 per
+    view), before any model was fitted.
+    """
+    rng = np.random.default_rng(200 + seed)
+    labels = np.repeat(np.arange(num_classes), rows_per_class)
+    vocabulary = sum(dims)
+    background = rng.dirichlet(np.full(vocabulary, 0.3))
+    topics = rng.dirichlet(np.full(vocabulary, 0.02), size=num_classes)
+    share = rng.beta(2.0, 6.0, size=(labels.size, 1))
+    words = (1.0 - share) * background + share * topics[labels]
+    lengths = rng.poisson(150, size=labels.size) + 20
+    counts = np.stack([rng.multinomial(n, p / p.sum()) for n, p in zip(lengths, words, strict=True)])
+    blocks = np.split(counts, np.cumsum(dims)[:-1], axis=1)
+    return {f"v{m}": TfidfTransformer().fit_transform(b).toarray() for m, b in enumerate(blocks)}, labels
+
+
 def read_mat(path: Path, source: Source) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Views (a 1 x M cell array) and labels remapped to 0..c-1 of a ``.mat`` multi-view file.
 
@@ -197,7 +228,8 @@ def data_config(name: str, seed: int, scratch: Path) -> DataConfig:
     if source.bundled is not None and source.shots is None:  # the package's own split code, at 70/10/20
         return DataConfig(name=source.bundled, split=source.split, val_fraction=0.125, test_fraction=0.2)
     if source.synthetic is not None:
-        views, labels = many_class_low_shot(source.synthetic, seed)
+        make = text_like if source.text else many_class_low_shot
+        views, labels = make(source.synthetic, seed)
     elif source.bundled is not None:
         dataset = load_dataset(DataConfig(name=source.bundled), seed=seed)
         views, labels = dict(dataset.views), dataset.labels

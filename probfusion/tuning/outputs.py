@@ -1,10 +1,10 @@
 """What a study leaves in its folder: ``trials.csv``, ``study.json``, the history figure and ``best/``.
 
 ``best/`` is a copy of the chosen trial's run folder (:mod:`probfusion.tuning.selection`: by default the lowest
-validation NLL unless it is within the guard's margin of trial 0, the defaults), so its metrics are exactly the
-ones the study scored. When the chosen trial ran on another machine (a shared ``--storage``), its folder is not
-here and ``best/`` is fitted again from its params, with the same seed (equal metrics on the same kind of
-device).
+validation NLL unless it is within the guard's margin of the baseline trial, the base config), so its metrics are
+exactly the ones the study scored. When the chosen trial ran on another machine (a shared ``--storage``), its
+folder is not here and ``best/`` is fitted again from its params, with the same seed (equal metrics on the same
+kind of device).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def summary(
     lowest = best_trial(trials)
     best = selection.trial if selection is not None else lowest
     counts = Counter(t.state.name for t in trials)
-    rule = {"rule": settings.selection.value, "guard_z": settings.guard_z}
+    rule = {"rule": settings.selection.value, "guard_z": settings.guard_z, "baseline_trial": settings.baseline_trial}
     if selection is not None:
         rule.update(margin_se=selection.margin_se, reason=selection.reason)
     return {

@@ -57,9 +57,10 @@ class TuneResult:
         path: The study folder.
         study_name: The study's name in its storage.
         best_trial: Number of the chosen complete trial, the one ``best/`` holds (``TuneConfig.selection``: the
-            lowest validation NLL, or trial 0 when the guard keeps the defaults); ``None`` when none completed.
+            lowest validation NLL, or the baseline trial when the guard keeps the base config); ``None`` when none
+            completed.
         best_value: Its validation NLL.
-        best_params: Its drawn hyperparameters ``{dimension: value}`` (empty for the baseline trial 0).
+        best_params: Its drawn hyperparameters ``{dimension: value}`` (empty for the baseline trial).
         best_run: The best trial's run folder (``<study>/best``), loadable by :func:`probfusion.load_run`.
         n_trials: Trials by state (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``).
         selection_reason: Why ``best/`` holds that trial (``study.json`` ``selection.reason``).

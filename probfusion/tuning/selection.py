@@ -2,8 +2,9 @@ r"""Which trial a study hands back: the lowest validation NLL, guarded against t
 
 The lowest of 30 validation NLLs is an optimistic estimate of its trial's loss, the more so the fewer the
 validation rows (Cawley and Talbot, "On over-fitting in model selection", JMLR 2010). The guarded rule keeps
-trial 0, the base config as given (:attr:`~probfusion.tuning.TuneConfig.baseline_trial`), unless the lowest
-trial beats it by more than ``z`` standard errors of the paired per-row difference
+the baseline trial, the base config as given (:attr:`~probfusion.tuning.TuneConfig.baseline_trial`: trial 0, or
+the trial that made it up if trial 0 failed), unless the lowest trial beats it by more than ``z`` standard
+errors of the paired per-row difference
 
 .. math::
     \bar d > z \, s_d / \sqrt{n_{val}}, \qquad d_i = \mathrm{NLL}_0(i) - \mathrm{NLL}_{best}(i),
@@ -28,7 +29,15 @@ from probfusion.inference.predictive import predict_probabilities
 from probfusion.options import TuneSelection
 from probfusion.tuning.study import StudyFolder
 
-__all__ = ["Selection", "paired_margin", "select_trial", "validation_nll_rows"]
+__all__ = ["BASELINE_ATTR", "Selection", "is_baseline", "paired_margin", "select_trial", "validation_nll_rows"]
+
+# User attributes of a trial: the baseline mark, and its per-row validation NLL (the guard's input, in the
+# study's storage so that trials run on other machines can be compared without their folders).
+BASELINE_ATTR = "baseline"
+VAL_NLL_ROWS_ATTR = "val_nll_rows"
+# Above this many validation rows they are not stored (the journal would grow by megabytes); the guard reads
+# the trial folders instead.
+MAX_STORED_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,22 @@ class Selection:
     reason: str
 
 
+def is_baseline(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` fitted the base config as given (marked so, or trial 0 of an older study, no params)."""
+    return bool(trial.user_attrs.get(BASELINE_ATTR)) or (
+        trial.number == 0 and not trial.params and trial.state is TrialState.COMPLETE
+    )
+
+
+def _nll_rows(trial: FrozenTrial, folder: StudyFolder) -> Tensor | None:
+    """The trial's ``(n_val,)`` validation NLL: stored with the trial, else from its folder, else ``None``."""
+    stored = trial.user_attrs.get(VAL_NLL_ROWS_ATTR)
+    if stored is not None:
+        return torch.tensor(stored, dtype=torch.float64)
+    path = folder.trial_dir(trial.number)
+    return validation_nll_rows(path) if (path / "metrics.json").is_file() else None
+
+
 def validation_nll_rows(path: Path | str) -> Tensor:
     """`(n_val,)` NLL of each validation row under a run's predictive, as ``fit`` scored its ``val.nll``.
 
@@ -66,31 +91,40 @@ def validation_nll_rows(path: Path | str) -> Tensor:
 
 
 def paired_margin(baseline: Tensor, candidate: Tensor) -> float:
-    """``mean(d) / (sd(d) / sqrt(n))`` for ``d = baseline - candidate``; 0 when the two are equal row by row."""
-    diff = baseline - candidate
-    spread = float(diff.std()) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-    return float(diff.mean()) / spread if spread > 0 else 0.0
+    """``mean(d) / (sd(d) / sqrt(n))`` for ``d = baseline - candidate``, the ``(n,)`` per-row NLL differences.
+
+    With no spread the sign of the mean decides (``+inf``, ``-inf``, or 0 when the two are equal row by row);
+    a single row has no standard error, so it gives 0 and the guard keeps the baseline.
+    """
+    diff = baseline.double() - candidate.double()
+    if len(diff) < 2:
+        return 0.0
+    mean, spread = float(diff.mean()), float(diff.std()) / math.sqrt(len(diff))
+    if spread > 0:
+        return mean / spread
+    return math.copysign(math.inf, mean) if mean != 0 else 0.0
 
 
 def select_trial(
     trials: list[FrozenTrial], lowest: FrozenTrial, rule: TuneSelection, z: float, folder: StudyFolder
 ) -> Selection:
-    """Apply ``rule`` to a study's trials, reading the trial folders of ``folder``.
+    """Apply ``rule`` to a study's trials (the per-row validation NLL stored with them, else their folders).
 
-    Falls back to the lowest trial, saying so, where the guard cannot compare: no complete baseline trial 0,
-    or a trial folder not on this machine (a trial run elsewhere on a shared storage).
+    Falls back to the lowest trial, saying so, where the guard cannot compare: no complete baseline trial, or
+    neither stored rows nor a folder on this machine for one of the two (a trial run elsewhere by an older
+    version, sharing a storage).
     """
-    if rule is TuneSelection.LOWEST or lowest.number == 0:
+    baseline = next((t for t in trials if is_baseline(t) and t.state is TrialState.COMPLETE), None)
+    if rule is TuneSelection.LOWEST or lowest is baseline:
         return Selection(lowest, lowest, None, "lowest validation NLL")
-    baseline = next((t for t in trials if t.number == 0), None)
-    # Trial 0 is the baseline when nothing was drawn for it (TuneConfig.baseline_trial).
-    if baseline is None or baseline.state is not TrialState.COMPLETE or baseline.params:
-        return Selection(lowest, lowest, None, "lowest validation NLL (no complete baseline trial 0 to guard with)")
-    folders = [folder.trial_dir(t.number) for t in (baseline, lowest)]
-    if not all((path / "metrics.json").is_file() for path in folders):
-        return Selection(lowest, lowest, None, "lowest validation NLL (a trial's folder is not on this machine)")
-    margin = paired_margin(*(validation_nll_rows(path) for path in folders))
+    if baseline is None:
+        return Selection(lowest, lowest, None, "lowest validation NLL (no complete baseline trial to guard with)")
+    rows = [_nll_rows(t, folder) for t in (baseline, lowest)]
+    if rows[0] is None or rows[1] is None or len(rows[0]) != len(rows[1]):
+        return Selection(lowest, lowest, None, "lowest validation NLL (no per-row validation NLL of both trials)")
+    margin = paired_margin(rows[0], rows[1])
+    name = f"trial {baseline.number} (the base config)"
     if margin > z:
-        return Selection(lowest, lowest, margin, f"trial {lowest.number} beats trial 0 by {margin:.2f} SE > {z:g}")
-    reason = f"kept trial 0 (the defaults): trial {lowest.number} beats it by {margin:.2f} SE <= {z:g}"
+        return Selection(lowest, lowest, margin, f"trial {lowest.number} beats {name} by {margin:.2f} SE > {z:g}")
+    reason = f"kept {name}: trial {lowest.number} beats it by {margin:.2f} SE <= {z:g}"
     return Selection(baseline, lowest, margin, reason)

@@ -22,6 +22,13 @@ from probfusion.api import fit
 from probfusion.config import RunConfig
 from probfusion.errors import ProbfusionError, TrainingDivergedError
 from probfusion.inference.training import TrainingState
+from probfusion.tuning.selection import (
+    BASELINE_ATTR,
+    MAX_STORED_ROWS,
+    VAL_NLL_ROWS_ATTR,
+    is_baseline,
+    validation_nll_rows,
+)
 from probfusion.tuning.space import TuneConfig
 from probfusion.tuning.study import (
     StudyFolder,
@@ -73,7 +80,7 @@ def run_trial(
         ProbfusionError: Any fit error other than a diverged loss (the trial is failed first).
     """
     out = folder.trial_dir(trial.number)
-    baseline = settings.baseline_trial and trial.number == 0
+    baseline = bool(trial.user_attrs.get(BASELINE_ATTR, False))
     if baseline:
         trial.set_user_attr("note", "baseline: the base config, nothing drawn")
     try:
@@ -93,6 +100,9 @@ def run_trial(
         return _finish(study, trial, folder, TrialState.PRUNED, f"validation NLL is {value}")
     trial.set_user_attr("val_accuracy", run.metrics["val"]["accuracy"])
     trial.set_user_attr("epochs_run", run.metrics["epochs_run"])
+    rows = validation_nll_rows(out)
+    if len(rows) <= MAX_STORED_ROWS:  # the guard then needs no trial folder: a trial run on another machine too
+        trial.set_user_attr(VAL_NLL_ROWS_ATTR, rows.tolist())
     return study.tell(trial, value)
 
 
@@ -117,11 +127,15 @@ def work(
         with folder.budget_lock():
             if count_budgeted(study) >= settings.trials:
                 return ran
-            index = len(study.get_trials(deepcopy=False))
+            trials = study.get_trials(deepcopy=False)
+            # The baseline has no params, so TPE gets one more startup trial to keep its random draws.
+            startup = settings.startup_trials + int(settings.baseline_trial)
             study.sampler = optuna.samplers.TPESampler(
-                seed=trial_seed(base.seed, index), n_startup_trials=settings.startup_trials
+                seed=trial_seed(base.seed, len(trials)), n_startup_trials=startup
             )
             trial = study.ask()
+            if settings.baseline_trial and not any(is_baseline(t) and t.state is not TrialState.FAIL for t in trials):
+                trial.set_user_attr(BASELINE_ATTR, True)  # the first trial, or one making up a failed baseline
         frozen = run_trial(study, trial, base, settings, folder, trust_pickle=trust_pickle)
         ran += 1
         if on_trial_end is not None:

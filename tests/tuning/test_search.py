@@ -4,6 +4,7 @@ without losing or repeating trials, resumes, prunes, and leaves a best run that 
 import csv
 import dataclasses
 import json
+import math
 
 import optuna
 import pytest
@@ -14,8 +15,9 @@ from probfusion import load_run
 from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, SyntheticConfig, TrainConfig
 from probfusion.errors import ConfigError, InputDataError, ProbfusionError, RunExistsError
 from probfusion.inference.training import TrainingState
+from probfusion.options import TuneSelection
 from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
-from probfusion.tuning.selection import paired_margin, validation_nll_rows
+from probfusion.tuning.selection import paired_margin, select_trial, validation_nll_rows
 from probfusion.tuning.study import StudyFolder, open_study
 from probfusion.tuning.worker import pruning_callback
 
@@ -99,7 +101,7 @@ def test_the_guarded_selection_keeps_trial_zero_unless_the_lowest_wins_by_z_pair
     for n, nll in rows.items():  # the per-row NLL is what fit scored as val.nll
         assert float(nll.mean()) == pytest.approx(load_run(StudyFolder(out).trial_dir(n)).metrics["val"]["nll"])
     margin = paired_margin(rows[0], rows[lowest])
-    # Rerunning a finished study only rewrites its outputs, so the three rules read the same four trials.
+    # Rerunning a finished study only rewrites its outputs, so both guard settings read the same four trials.
     for z, kept in ((1e9, 0), (0.0, lowest if margin > 0 else 0)):
         result = tune(weak, out, settings(4, baseline_trial=True, guard_z=z))
         assert result.best_trial == kept, result.selection_reason
@@ -114,6 +116,58 @@ def test_paired_margin_is_the_mean_difference_over_its_standard_error():
     d = base - other  # 0.5, 1.0, 0.5, 1.0: mean 0.75, sd 0.2887
     assert paired_margin(base, other) == pytest.approx(0.75 / (d.std().item() / 2.0))
     assert paired_margin(base, base) == 0.0
+    assert paired_margin(base, base - 0.5) == math.inf  # the same gain on every row: no spread, a sure win
+    assert paired_margin(base, base + 0.5) == -math.inf
+    assert paired_margin(base[:1], other[:1]) == 0.0  # one row has no standard error: the guard keeps the base
+
+
+def test_the_guard_reads_the_per_row_nll_stored_with_the_trials_when_their_folders_are_gone(tmp_path):
+    out = tmp_path / "study"
+    weak = dataclasses.replace(BASE, train=TrainConfig(epochs=1))
+    tune(weak, out, settings(4, baseline_trial=True, guard_z=0.0))
+    study = open_study(StudyFolder(out), settings(4, baseline_trial=True), weak, create=False)
+    trials = study.get_trials(deepcopy=False)
+    assert trials[0].user_attrs["baseline"] is True
+    assert not any(t.user_attrs.get("baseline") for t in trials[1:])
+    for t in trials:
+        if t.state is TrialState.COMPLETE:  # stored rows are what the folder's run scores
+            stored = torch.tensor(t.user_attrs["val_nll_rows"], dtype=torch.float64)
+            assert torch.equal(stored, validation_nll_rows(StudyFolder(out).trial_dir(t.number)))
+    lowest = min((t for t in trials if t.state is TrialState.COMPLETE), key=lambda t: t.value)
+    selection = select_trial(trials, lowest, TuneSelection.GUARDED, 0.0, StudyFolder(tmp_path / "elsewhere"))
+    assert selection.margin_se is not None, selection.reason  # compared without any trial folder
+    # The same trials from an older version: no stored rows, and their folders not on this machine.
+    bare = [
+        optuna.trial.create_trial(
+            value=t.value,
+            params=t.params,
+            distributions=t.distributions,
+            user_attrs={k: v for k, v in t.user_attrs.items() if k != "val_nll_rows"},
+        )
+        for t in trials
+    ]
+    fallback = select_trial(bare, bare[lowest.number], TuneSelection.GUARDED, 0.0, StudyFolder(tmp_path / "none"))
+    assert fallback.trial is bare[lowest.number]
+    assert "no per-row" in fallback.reason
+
+
+def test_a_failed_baseline_is_made_up_by_the_next_trial(tmp_path):
+    out = tmp_path / "study"
+    folder = StudyFolder(out)
+    folder.path.mkdir()
+    (out / "trials").mkdir()
+    study = open_study(folder, settings(3, baseline_trial=True), BASE, create=True)
+    first = study.ask()
+    first.set_user_attr("baseline", True)
+    study.tell(first, state=TrialState.FAIL)  # an interrupted baseline
+    tune(BASE, out, settings(3, baseline_trial=True))
+    trials = open_study(folder, settings(3, baseline_trial=True), BASE, create=False).get_trials(deepcopy=False)
+    assert [t.state for t in trials][1:] == [TrialState.COMPLETE] * 3
+    assert trials[1].user_attrs.get("baseline") is True
+    assert not trials[1].params
+    assert all(t.params for t in trials[2:])
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["selection"]["reason"] != "lowest validation NLL (no complete baseline trial to guard with)"
 
 
 def test_two_worker_processes_share_one_journal_without_lost_or_repeated_trials(tmp_path):
