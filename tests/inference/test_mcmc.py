@@ -31,8 +31,8 @@ def _sorted(latents, draws):
 def test_nuts_and_svi_agree_on_sorted_shares_and_precisions(tiny):
     latents, labels = tiny
     head = BayesianLowRankFusion(input_dims=[2, 2], rank=2, num_classes=2).double()
-    # 100 warmup steps: with 60 the step size had not settled on this machine's current numpy/scipy build and
-    # the spare component's mean share came out 0.054 (seen before: 0.013).
+    # 100 warmup steps: with 60, a fresh install on 2026-12-02 gave the spare component a mean share of 0.054
+    # (seen before: 0.013), at the earlier commit too; the cause (a dependency's version) was not pinned down.
     nuts = run_nuts_head(head, latents, labels, num_warmup=100, num_draws=60, num_chains=2, seed=0, max_tree_depth=5)
     assert nuts.draws["factor_0"].shape == (2, 60, 2, 3)
     assert nuts.draws["precision"].shape == (2, 60, 2)
