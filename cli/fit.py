@@ -53,6 +53,7 @@ from probfusion.runs.fit_folder import resumable
 from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
+_POOL_DEFAULT = {None: "on where the training rows are in memory", True: "on", False: "off"}[_FUSION.linear_pool]
 _BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
 
@@ -215,6 +216,13 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     f"most {_FUSION.input_linear_rows_per_class:g} training rows per class, off above].",
 )
 @click.option(
+    "--linear-pool/--no-linear-pool",
+    default=_FUSION.linear_pool,
+    help="lmf, tfn, concat: pool the logits after training with a logistic regression on the concatenated inputs "
+    "(its C, the pool weight and the temperature chosen on validation; metrics.json reports both models' scores) "
+    f"[default: {_POOL_DEFAULT}].",
+)
+@click.option(
     "--fused-dim",
     type=click.IntRange(min=1),
     default=_FUSION.fused_dim,
@@ -345,6 +353,7 @@ def fit(
     conflict_weight: float,
     head: str,
     input_linear: bool | None,
+    linear_pool: bool | None,
     fused_dim: int,
     latent_dim: int,
     prior_penalty: str,
@@ -410,6 +419,7 @@ def fit(
                 rank_prior=RankPrior(rank_prior),
                 head=HeadKind(head),
                 input_linear=input_linear,
+                linear_pool=linear_pool,
             ),
             bayes=dataclasses.replace(
                 _BAYES,
@@ -470,4 +480,11 @@ def fit(
         f"NLL {test['nll']:.4f}, {run.metrics['fusion_parameters']} fusion parameters, "
         f"{run.metrics['epochs_run']} epochs"
     )
+    pool = run.metrics.get("linear_pool")
+    if pool is not None:  # how much of the predictive is the regression, and what each model scores alone
+        console.print(
+            f"logistic-regression pool: weight {pool['weight']:.2f} (C {pool['C']:g}); test accuracy of the fusion "
+            f"model alone {pool['fusion_only']['test']['accuracy']:.4f}, of the regression alone "
+            f"{pool['linear_only']['test']['accuracy']:.4f}"
+        )
     click.echo(str(run.path))

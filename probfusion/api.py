@@ -36,6 +36,7 @@ from probfusion.data.streaming import fit_standardizer
 from probfusion.data.transforms import Standardizer
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, ProbfusionError
 from probfusion.inference.data import TensorData, tensor_data
+from probfusion.inference.linear_pool import fit_linear_pool, pool_state
 from probfusion.inference.predictive import score_classifier
 from probfusion.inference.reference import prediction_reference, reference_tensors, split_reference
 from probfusion.inference.training import Objective, TrainingState, train_classifier
@@ -408,6 +409,20 @@ def _run_log(work: RunDirectory) -> Iterator[None]:
         handler.close()
 
 
+def _fit_pool(
+    model: torch.nn.Module, tensors: dict[str, TensorData], config: RunConfig, *, fusion_temperature: float
+) -> dict[str, Any]:
+    """Fit the logistic-regression pool into ``model``; ``{"linear_pool": ...}`` with each model's own scores."""
+    pool, record = fit_linear_pool(model, tensors["train"], tensors["val"], config.fusion)
+    alone = {"fusion_only": (0.0, fusion_temperature), "linear_only": (1.0, 1.0)}
+    for key, (weight, temperature) in alone.items():
+        with pool_state(model, weight=weight, temperature=temperature):
+            record[key] = {name: _score(model, data, 1, config.seed) for name, data in tensors.items()}
+    record["fusion_temperature"] = fusion_temperature
+    logger.info("linear pool: w %.2f, C %g, T %.3f", pool.weight, record["C"], pool.temperature)
+    return {"linear_pool": record}
+
+
 def _train_into(
     work: RunDirectory,
     config: RunConfig,
@@ -440,6 +455,9 @@ def _train_into(
         progress=progress,
         objective=_objective(config),
     )
+    pooled = {}
+    if getattr(model, "linear_pool", False):
+        pooled = _fit_pool(model, tensors, config, fusion_temperature=result.temperature)
     final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
     metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}
     metrics.update(
@@ -447,7 +465,7 @@ def _train_into(
         total_parameters=final.parameter_count(),
         best_epoch=result.best_epoch,
         # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
-        temperature=result.temperature if final is model else 1.0,
+        temperature=float(model.temperature) if final is model else 1.0,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         train_seconds=sum(r.seconds for r in result.history),
@@ -459,6 +477,7 @@ def _train_into(
         posterior_samples=num_samples,
         class_labels=class_labels,
         resolved=data_scaled_values(config),
+        **pooled,
         **extra,
     )
     weights = {f"model.{k}": v for k, v in final.state_dict().items()}
@@ -531,7 +550,15 @@ def fit(
     dims, num_classes = parts[0].dims, int(parts[0].num_classes or 0)
     # Fields left None (data-scaled defaults) are set here; everything below sees the resolved config.
     given = config
-    config = resolve_config(config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples)
+    streaming = isinstance(parts[0], FolderSubset)
+    if streaming and config.fusion.linear_pool:
+        raise ConfigError(
+            "The logistic-regression pool (linear_pool) is fitted on every training row in memory, which a folder "
+            "source streams from disk; leave linear_pool unset (None) or False for a folder source."
+        )
+    config = resolve_config(
+        config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples, streaming=streaming
+    )
     model = _build_model(config, dims, num_classes).to(device)
     with run_lock(target.path):
         work = begin_fit(target, overwrite=overwrite, resume=resume)

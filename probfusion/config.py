@@ -331,9 +331,22 @@ class FusionConfig(_JSONConfig):
             this field existed load without it.
         input_linear_rows_per_class: With ``input_linear=None``: the most training rows per class at which the
             skip is on.
+        linear_pool: The deterministic classifier (as for ``input_linear``) pools its logits after training with
+            a logistic regression fitted apart on the concatenated standardised inputs,
+            ``softmax(((1 - w) f + w g) / T)``, with the regression's C, ``w`` and T chosen on validation NLL
+            (:mod:`probfusion.inference.linear_pool`; ``metrics.json`` reports them beside both models' own
+            scores). ``None`` turns it on where it applies and the training rows are in memory (not for a
+            folder source). Runs stored before this field existed load without it.
+        linear_pool_c_grid: The regression's inverse regularisation strengths to choose from.
+        linear_pool_steps: The pool weight ``w`` is chosen from ``0, 1/k, ..., 1`` with ``k`` this many steps.
     """
 
-    _LEGACY: ClassVar[Mapping[str, Any]] = {"lmf_init": LMFInit.RANDOM, "additive_path": False, "input_linear": False}
+    _LEGACY: ClassVar[Mapping[str, Any]] = {
+        "lmf_init": LMFInit.RANDOM,
+        "additive_path": False,
+        "input_linear": False,
+        "linear_pool": False,
+    }
 
     model: FusionKind = FusionKind.LMF
     rank: int | None = None
@@ -344,6 +357,9 @@ class FusionConfig(_JSONConfig):
     additive_path: bool = False
     input_linear: bool | None = None
     input_linear_rows_per_class: float = 10.0
+    linear_pool: bool | None = None
+    linear_pool_c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    linear_pool_steps: int = 20
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", parse_option(self.model, FusionKind, name="model"))
@@ -360,6 +376,20 @@ class FusionConfig(_JSONConfig):
         if self.input_linear and not self.accepts_input_linear():
             raise ConfigError(
                 "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models (a second stage "
+                f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
+            )
+
+        if not self.linear_pool_c_grid or any(not (c > 0 and math.isfinite(c)) for c in self.linear_pool_c_grid):
+            raise ConfigError(
+                "FusionConfig.linear_pool_c_grid must hold positive finite values; "
+                f"got {list(self.linear_pool_c_grid)}."
+            )
+        if isinstance(self.linear_pool_steps, bool) or not isinstance(self.linear_pool_steps, int):
+            raise ConfigError(f"FusionConfig.linear_pool_steps must be an integer; got {self.linear_pool_steps!r}.")
+        _check_positive("FusionConfig", linear_pool_steps=self.linear_pool_steps)
+        if self.linear_pool and not self.accepts_input_linear():
+            raise ConfigError(
+                "FusionConfig.linear_pool applies to the deterministic lmf, tfn and concat models (a second stage "
                 f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
             )
 
@@ -748,7 +778,7 @@ _BASE_FUSED = 32
 DATA_SCALED_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("epochs", "patience", "weight_decay"),
     "jwae": ("latent_dim", "hidden_dim"),
-    "fusion": ("rank", "fused_dim", "input_linear"),
+    "fusion": ("rank", "fused_dim", "input_linear", "linear_pool"),
 }
 
 
@@ -759,7 +789,9 @@ def data_scaled_values(config: RunConfig) -> dict[str, int | float | None]:
     }
 
 
-def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_classes: int, num_train: int) -> RunConfig:
+def resolve_config(
+    config: RunConfig, *, input_dims: Mapping[str, int], num_classes: int, num_train: int, streaming: bool = False
+) -> RunConfig:
     """Return ``config`` with every field left ``None`` set by its data-scaled rule.
 
     The rules (n training rows, c classes, batch size b). The training length and the rank were measured on
@@ -780,7 +812,9 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     * ``fusion.fused_dim = max(32, c)``: the head's logits have rank at most h;
     * ``fusion.input_linear = n / c <= input_linear_rows_per_class`` (10) for the deterministic lmf, tfn and
       concat models, else off: with a handful of rows per class the logistic regression inside the model carries
-      it (NOTES.md §13-14).
+      it (NOTES.md §13-14);
+    * ``fusion.linear_pool``: on for the same models when the training rows are in memory (``streaming`` false),
+      else off: the regression is fitted on all of them at once.
 
     Explicit values are kept. The CLI and the API both call this (through :func:`probfusion.api.fit`), so one
     intent gives one model; the resolved values are recorded in the run's ``config.json`` and metrics.
@@ -790,6 +824,7 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
         input_dims: ``{m: d_m}`` of the training data.
         num_classes: Number of classes c.
         num_train: Number of training rows n.
+        streaming: Whether the training rows are streamed from a folder source.
 
     Returns:
         A config in which no resolvable field is ``None``.
@@ -819,9 +854,12 @@ def resolve_config(config: RunConfig, *, input_dims: Mapping[str, int], num_clas
     if skip is None:
         few_rows = num_train / max(1, num_classes) <= config.fusion.input_linear_rows_per_class
         skip = few_rows and config.fusion.accepts_input_linear()
+    pool = config.fusion.linear_pool
+    if pool is None:
+        pool = config.fusion.accepts_input_linear() and not streaming
     return dataclasses.replace(
         config,
         train=dataclasses.replace(config.train, epochs=epochs, patience=patience, weight_decay=decay),
         jwae=dataclasses.replace(config.jwae, latent_dim=latent, hidden_dim=hidden),
-        fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused, input_linear=skip),
+        fusion=dataclasses.replace(config.fusion, rank=rank, fused_dim=fused, input_linear=skip, linear_pool=pool),
     )

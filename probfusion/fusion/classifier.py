@@ -21,11 +21,14 @@ class MultimodalClassifier(nn.Module):
     r"""jWAE encoders, then LMF, TFN or concatenation fusion, then a classifier head (point estimates).
 
     .. math::
-        z_m = f_m(x_m), \qquad \mathrm{logits} = \big(\mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M))
-            [+ W [x_1; \dots; x_M] + b]\big) / T
+        z_m = f_m(x_m), \qquad f = \mathrm{head}(\mathrm{fuse}(z_1, \dots, z_M)) [+ W [x_1; \dots; x_M] + b],
+        \qquad \mathrm{logits} = \big((1 - w) f + w (A [x_1; \dots; x_M] + a)\big) / T
 
     with T the ``temperature`` buffer: 1 while training, then the validation-fitted temperature when
-    ``TrainConfig.calibration`` is ``temperature`` (runs stored before it load with T = 1).
+    ``TrainConfig.calibration`` is ``temperature`` (runs stored before it load with T = 1). The second term is
+    the logistic-regression pool (``FusionConfig.linear_pool``; buffers ``linear_weight`` A, ``linear_bias`` a
+    and ``pool_weight`` w), fitted after training by :mod:`probfusion.inference.linear_pool`; w = 0 while
+    training and in a model built without it.
 
     Training minimises cross-entropy plus :meth:`JointWAE.loss` on the latents of one encoder pass
     (:meth:`forward_with_latents`); fitting lives in :mod:`probfusion.inference`, not here. Implements the
@@ -86,6 +89,13 @@ class MultimodalClassifier(nn.Module):
             nn.init.zeros_(self.input_linear.weight)
             nn.init.zeros_(self.input_linear.bias)
         self.register_buffer("temperature", torch.ones(()))
+        # The logistic-regression pool (FusionConfig.linear_pool): buffers, not parameters, since the regression
+        # is fitted apart from the network, after it (probfusion.inference.linear_pool).
+        self.linear_pool = bool(fusion.linear_pool)
+        if self.linear_pool:
+            self.register_buffer("linear_weight", torch.zeros(num_classes, sum(input_dims.values())))
+            self.register_buffer("linear_bias", torch.zeros(num_classes))
+            self.register_buffer("pool_weight", torch.zeros(()))
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the latents they came from, so the jWAE loss reuses one encoder pass.
@@ -98,8 +108,14 @@ class MultimodalClassifier(nn.Module):
         """
         latents = self.jwae.encode(views)
         logits = self.head(self.fusion([latents[m] for m in self.modalities]))
-        if self.input_linear is not None:
-            logits = logits + self.input_linear(torch.cat([views[m] for m in self.modalities], dim=-1))
+        pooled = self.linear_pool and float(self.pool_weight) > 0.0
+        if self.input_linear is not None or pooled:
+            x = torch.cat([views[m] for m in self.modalities], dim=-1)
+            if self.input_linear is not None:
+                logits = logits + self.input_linear(x)
+            if pooled:
+                linear = x @ self.linear_weight.T + self.linear_bias
+                logits = (1 - self.pool_weight) * logits + self.pool_weight * linear
         return logits / self.temperature, latents
 
     def forward(self, views: Views) -> Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from probfusion import fit, load_run
-from probfusion.config import EvaluationConfig, FusionConfig
+from probfusion.config import EvaluationConfig, FusionConfig, RunConfig
 from probfusion.data.folder import FolderSubset
 from probfusion.errors import ConfigError
 from probfusion.evaluation import evaluate
@@ -25,10 +25,16 @@ def sources(tmp_path):
     return npz, folder
 
 
+def _without_pool(config: RunConfig) -> RunConfig:
+    # The logistic-regression pool needs the training rows in memory: a folder source resolves it off, and the
+    # .npz run it is compared with turns it off.
+    return dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, linear_pool=False))
+
+
 @pytest.mark.parametrize("model", ["lmf", "concat"])
 def test_a_folder_fits_to_the_npz_result_without_reading_a_split_whole(sources, tmp_path, monkeypatch, model):
     npz, folder = sources
-    in_memory = fit(small_config(str(npz), model=model), tmp_path / "npz")
+    in_memory = fit(_without_pool(small_config(str(npz), model=model)), tmp_path / "npz")
 
     def refuse(self):
         raise AssertionError("fit read a whole split into memory")
@@ -59,10 +65,20 @@ def test_a_folder_run_evaluates_and_predicts_as_the_npz_run(sources, tmp_path):
     """evaluate and predict read a folder run's splits whole (they fit in memory); the numbers are the .npz run's."""
     rows, probabilities = [], []
     for source in sources:
-        run = load_run(fit(small_config(str(source), epochs=2), tmp_path / f"run-{source.suffix or 'folder'}").path)
+        config = _without_pool(small_config(str(source), epochs=2))
+        run = load_run(fit(config, tmp_path / f"run-{source.suffix or 'folder'}").path)
         report = evaluate(run, EvaluationConfig(attack="none", shift="missing"), name="missing")
         rows.append(json.loads((report.path / "rows.json").read_text())["rows"])
         test = run.splits()[2]
         probabilities.append(run.predict({m: test.views[m][:7] for m in run.input_dims}).probabilities)
     assert rows[0] == rows[1]
     np.testing.assert_array_equal(probabilities[0], probabilities[1])
+
+
+def test_the_logistic_regression_pool_is_refused_for_a_folder_before_anything_is_written(sources, tmp_path):
+    _, folder = sources
+    config = small_config(str(folder))
+    config = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, linear_pool=True))
+    with pytest.raises(ConfigError, match=r"linear_pool.*folder source"):
+        fit(config, tmp_path / "pooled")
+    assert not (tmp_path / "pooled").exists()

@@ -1,0 +1,88 @@
+"""Runner behind NOTES.md §20: fits with the logistic-regression pool, scoring the pooled and fusion-only predictives.
+
+Usage, from the repository root::
+
+    python studies/results/real_benchmark/linear_pool/runner.py SETS SEEDS MODELS OUT.json
+
+for example ``scene15,cub 0,1,2 lmf,concat rows.json``. Sets, models, splits and scoring are those of
+``studies/real_benchmark.py``; each fit sets ``FusionConfig.linear_pool = True`` and gives two rows from the same
+trained weights: ``variant`` ``pooled`` (the stored predictive) and ``fusion-only`` (pool weight 0, the fusion
+model's own temperature), plus the pool's ``w``, ``C`` and ``T``. Rows already in OUT are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[4]
+sys.path[:0] = [str(ROOT / "studies"), str(ROOT)]
+
+import real_benchmark as rb  # noqa: E402  (a study module, found through the path above)
+
+from probfusion import fit, load_run  # noqa: E402
+from probfusion.config import RunConfig  # noqa: E402
+from probfusion.inference.linear_pool import pool_state  # noqa: E402
+
+
+def scores(loaded, seed: int) -> dict:
+    """Accuracy, NLL and ECE-15 of the loaded run's test predictive, as ``real_benchmark`` scores it."""
+    _, _, test = loaded.splits()
+    data = loaded.tensors(test)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        loaded.model.eval()
+        probs = loaded.model.predictive_logits(data.views, 1).softmax(-1).mean(0).double()
+    return rb._scores(probs.numpy(), data.labels.numpy())
+
+
+def main() -> None:
+    sets, seeds, models = (arg.split(",") for arg in sys.argv[1:4])
+    out = Path(sys.argv[4])
+    rows = json.loads(out.read_text()) if out.exists() else []
+    done = {(r["set"], r["seed"], r["model"]) for r in rows}
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        for name in sets:
+            for seed in map(int, seeds):
+                data = rb.data_config(name, seed, scratch)
+                for model in models:
+                    if (name, seed, model) in done:
+                        continue
+                    config = rb.MODELS[model](RunConfig(data=data, seed=seed))
+                    config = replace(config, fusion=replace(config.fusion, linear_pool=True))
+                    tick = time.perf_counter()
+                    run = fit(config, scratch / f"run-{name}-{seed}-{model}")
+                    seconds = time.perf_counter() - tick
+                    pool = run.metrics["linear_pool"]
+                    loaded = load_run(run.path)
+                    common = {"set": name, "seed": seed, "model": model, "fit_seconds": seconds}
+                    common |= {k: pool[k] for k in ("weight", "C", "temperature", "fusion_temperature")}
+                    common |= {"best_epoch": run.metrics["best_epoch"], "val_n": run.metrics["val"]["n"]}
+                    pooled = scores(loaded, seed)
+                    with pool_state(loaded.model, weight=0.0, temperature=pool["fusion_temperature"]):
+                        alone = scores(loaded, seed)
+                    with pool_state(loaded.model, weight=1.0, temperature=1.0):
+                        linear = scores(loaded, seed)
+                    for variant, s in (("pooled", pooled), ("fusion-only", alone), ("linear-only", linear)):
+                        rows.append(common | {"variant": variant} | s)
+                        print(
+                            {k: rows[-1][k] for k in ("set", "seed", "model", "variant", "accuracy", "nll")},
+                            "w",
+                            pool["weight"],
+                            "C",
+                            pool["C"],
+                            flush=True,
+                        )
+                    out.write_text(json.dumps(rows))
+                    done.add((name, seed, model))
+
+
+if __name__ == "__main__":
+    main()
