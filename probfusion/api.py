@@ -410,14 +410,25 @@ def _run_log(work: RunDirectory) -> Iterator[None]:
 
 
 def _fit_pool(
-    model: torch.nn.Module, tensors: dict[str, TensorData], config: RunConfig, *, fusion_temperature: float
+    model: torch.nn.Module,
+    tensors: dict[str, TensorData],
+    config: RunConfig,
+    *,
+    num_samples: int,
+    fusion_temperature: float | None,
 ) -> dict[str, Any]:
-    """Fit the logistic-regression pool into ``model``; ``{"linear_pool": ...}`` with each model's own scores."""
-    pool, record = fit_linear_pool(model, tensors["train"], tensors["val"], config.fusion)
-    alone = {"fusion_only": (0.0, fusion_temperature), "linear_only": (1.0, 1.0)}
+    """Fit the logistic-regression pool into ``model``; ``{"linear_pool": ...}`` with each model's own scores.
+
+    ``fusion_temperature`` is the deterministic model's T before the pool (``None`` for a Bayesian model).
+    """
+    pool, record = fit_linear_pool(
+        model, tensors["train"], tensors["val"], config.fusion, num_samples=num_samples, seed=config.seed
+    )
+    tempered = fusion_temperature is not None
+    alone = {"fusion_only": (0.0, fusion_temperature), "linear_only": (1.0, 1.0 if tempered else None)}
     for key, (weight, temperature) in alone.items():
         with pool_state(model, weight=weight, temperature=temperature):
-            record[key] = {name: _score(model, data, 1, config.seed) for name, data in tensors.items()}
+            record[key] = {name: _score(model, data, num_samples, config.seed) for name, data in tensors.items()}
     record["fusion_temperature"] = fusion_temperature
     logger.info("linear pool: w %.2f, C %g, T %.3f", pool.weight, record["C"], pool.temperature)
     return {"linear_pool": record}
@@ -455,17 +466,18 @@ def _train_into(
         progress=progress,
         objective=_objective(config),
     )
-    pooled = {}
-    if getattr(model, "linear_pool", False):
-        pooled = _fit_pool(model, tensors, config, fusion_temperature=result.temperature)
     final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
+    pooled = {}
+    if getattr(final, "linear_pool", False):  # the pool belongs to the final predictor, after any second stage
+        temperature = result.temperature if final is model else None
+        pooled = _fit_pool(final, tensors, config, num_samples=num_samples, fusion_temperature=temperature)
     metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}
     metrics.update(
         fusion_parameters=final.fusion_parameter_count(),
         total_parameters=final.parameter_count(),
         best_epoch=result.best_epoch,
         # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
-        temperature=float(model.temperature) if final is model else 1.0,
+        temperature=pooled["linear_pool"]["temperature"] if pooled else result.temperature if final is model else 1.0,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         train_seconds=sum(r.seconds for r in result.history),

@@ -331,12 +331,14 @@ class FusionConfig(_JSONConfig):
             this field existed load without it.
         input_linear_rows_per_class: With ``input_linear=None``: the most training rows per class at which the
             skip is on.
-        linear_pool: The deterministic classifier (as for ``input_linear``) pools its logits after training with
-            a logistic regression fitted apart on the concatenated standardised inputs,
-            ``softmax(((1 - w) f + w g) / T)``, with the regression's C, ``w`` and T chosen on validation NLL
+        linear_pool: The final predictor pools its logits after training with a logistic regression fitted
+            apart on the concatenated standardised inputs: ``softmax(((1 - w) f + w g) / T)`` for the
+            deterministic lmf, tfn and concat models, each posterior draw's logits ``(1 - w) f_k + w g`` for LMF
+            with a rank prior (T = 1), with the regression's C, ``w`` (and T) chosen on validation NLL
             (:mod:`probfusion.inference.linear_pool`; ``metrics.json`` reports them beside both models' own
-            scores). ``None`` turns it on where it applies and the training rows are in memory (not for a
-            folder source). Runs stored before this field existed load without it.
+            scores). Not for gp-mkl, tmc or rcml. ``None`` turns it on for the deterministic models when the
+            training rows are in memory (not for a folder source). Runs stored before this field existed load
+            without it.
         linear_pool_c_grid: The regression's inverse regularisation strengths to choose from.
         linear_pool_steps: The pool weight ``w`` is chosen from ``0, 1/k, ..., 1`` with ``k`` this many steps.
     """
@@ -387,11 +389,15 @@ class FusionConfig(_JSONConfig):
         if isinstance(self.linear_pool_steps, bool) or not isinstance(self.linear_pool_steps, int):
             raise ConfigError(f"FusionConfig.linear_pool_steps must be an integer; got {self.linear_pool_steps!r}.")
         _check_positive("FusionConfig", linear_pool_steps=self.linear_pool_steps)
-        if self.linear_pool and not self.accepts_input_linear():
+        if self.linear_pool and not self.accepts_linear_pool():
             raise ConfigError(
-                "FusionConfig.linear_pool applies to the deterministic lmf, tfn and concat models (a second stage "
-                f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
+                "FusionConfig.linear_pool applies to the lmf, tfn and concat models (and LMF with a rank prior); "
+                f"got model {self.model.value!r}. Leave linear_pool unset (None) or False for it."
             )
+
+    def accepts_linear_pool(self) -> bool:
+        """Whether ``linear_pool`` can apply: lmf (any rank prior), tfn or concat."""
+        return self.model in (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
 
     def accepts_input_linear(self) -> bool:
         """Whether ``input_linear`` can apply: a deterministic lmf, tfn or concat model (no second stage)."""

@@ -42,7 +42,7 @@ def av_digits_rows(base: BayesConfig, seed: int, *, smoke: bool, scratch: Path, 
     """One deterministic fit, then the ARD head on its frozen encoders under each prior."""
     config = RunConfig(
         data=DataConfig(name="av-digits", split=SplitKind.SPEAKER),
-        fusion=FusionConfig(rank=MAX_RANK),
+        fusion=FusionConfig(linear_pool=False, rank=MAX_RANK),
         train=TrainConfig(epochs=2 if smoke else 60),
         seed=seed,
     )
@@ -55,7 +55,7 @@ def av_digits_rows(base: BayesConfig, seed: int, *, smoke: bool, scratch: Path, 
             loaded.model,
             train,
             val,
-            fusion=FusionConfig(rank=MAX_RANK, rank_prior="ard"),
+            fusion=FusionConfig(linear_pool=False, rank=MAX_RANK, rank_prior="ard"),
             bayes=bayes,
             rank_prior="ard",
             seed=seed,

@@ -88,7 +88,7 @@ def main() -> None:
                     config = RunConfig(
                         data=DataConfig(name=setting.data, split=setting.split, modalities=arm.modalities),
                         jwae=JWAEConfig(latent_dim=setting.latent_dim),
-                        fusion=FusionConfig(model=arm.model, rank=arm.rank),
+                        fusion=FusionConfig(linear_pool=False, model=arm.model, rank=arm.rank),
                         train=train,
                         seed=seed,
                         device="cpu",

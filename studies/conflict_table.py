@@ -48,11 +48,11 @@ class Model:
 
 
 MODELS: tuple[Model, ...] = (
-    Model("tmc", FusionConfig(model="tmc")),
-    Model("rcml", FusionConfig(model="rcml")),
-    Model("lmf", FusionConfig(model="lmf")),
-    Model("lmf-ard", FusionConfig(model="lmf", rank_prior="ard"), attack="eot-pgd"),
-    Model("concat", FusionConfig(model="concat")),
+    Model("tmc", FusionConfig(linear_pool=False, model="tmc")),
+    Model("rcml", FusionConfig(linear_pool=False, model="rcml")),
+    Model("lmf", FusionConfig(linear_pool=False, model="lmf")),
+    Model("lmf-ard", FusionConfig(linear_pool=False, model="lmf", rank_prior="ard"), attack="eot-pgd"),
+    Model("concat", FusionConfig(linear_pool=False, model="concat")),
 )
 # The smoke run covers the two code paths that differ (vacuity and Dempster-Shafer; posterior draws and EOT).
 SMOKE_MODELS = ("tmc", "lmf-ard")

@@ -71,7 +71,7 @@ def run_one(split: str, arm: str, rank: int, seed: int, scratch: Path, smoke: bo
     config = RunConfig(
         data=DataConfig(name="av-digits", split=split),
         jwae=ARMS[arm],
-        fusion=FusionConfig(model="lmf", rank=rank),
+        fusion=FusionConfig(linear_pool=False, model="lmf", rank=rank),
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
         seed=seed,
         device="cpu",

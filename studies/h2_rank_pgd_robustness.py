@@ -46,7 +46,7 @@ def run_one(rank: int, seed: int, scratch: Path, smoke: bool) -> list[dict]:
     """Fit LMF at ``rank`` and return one row per budget (eps 0 is the clean test accuracy)."""
     config = RunConfig(
         data=DataConfig(name="av-digits"),
-        fusion=FusionConfig(model="lmf", rank=rank),
+        fusion=FusionConfig(linear_pool=False, model="lmf", rank=rank),
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
         seed=seed,
         device="cpu",

@@ -47,8 +47,8 @@ RANK = 16
 EPS = (0.1, 0.2)
 PRIMARY_EPS = 0.1
 MODELS = {
-    "deterministic LMF": (FusionConfig(model="lmf", rank=RANK), "pgd"),
-    "ARD-LMF": (FusionConfig(model="lmf", rank=RANK, rank_prior="ard"), "eot-pgd"),
+    "deterministic LMF": (FusionConfig(linear_pool=False, model="lmf", rank=RANK), "pgd"),
+    "ARD-LMF": (FusionConfig(linear_pool=False, model="lmf", rank=RANK, rank_prior="ard"), "eot-pgd"),
 }
 # (name, row key, sign): sign +1 when a larger value of (Bayes - det) favours the Bayesian model.
 CRITERIA = (("ECE", "clean_ece", -1), ("NLL", "clean_nll", -1), ("AUROC entropy @0.1", "auroc_entropy_0.1", +1))

@@ -127,7 +127,10 @@ def real_run(name: str, seed: int, *, smoke: bool, bayes: BayesConfig, scratch: 
     """Deterministic LMF (rank 16) through the public fit, then the ARD head on its frozen encoders."""
     data = DataConfig(name=name, split=SplitKind.SPEAKER if name == "av-digits" else SplitKind.RANDOM)
     config = RunConfig(
-        data=data, fusion=FusionConfig(rank=MAX_RANK), train=TrainConfig(epochs=2 if smoke else 60), seed=seed
+        data=data,
+        fusion=FusionConfig(linear_pool=False, rank=MAX_RANK),
+        train=TrainConfig(epochs=2 if smoke else 60),
+        seed=seed,
     )
     run = fit(config, scratch / f"{name}-{seed}")
     loaded = load_run(run.path)
@@ -137,7 +140,7 @@ def real_run(name: str, seed: int, *, smoke: bool, bayes: BayesConfig, scratch: 
         loaded.model,
         train,
         val,
-        fusion=FusionConfig(rank=MAX_RANK, rank_prior="ard"),
+        fusion=FusionConfig(linear_pool=False, rank=MAX_RANK, rank_prior="ard"),
         bayes=bayes,
         rank_prior="ard",
         seed=seed,

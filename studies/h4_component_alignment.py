@@ -130,7 +130,7 @@ def real_run(seed: int, *, smoke: bool, bayes: BayesConfig, scratch: Path) -> li
     """ARD-LMF on av-digits through the public fit; one row per surviving component."""
     config = RunConfig(
         data=DataConfig(name="av-digits", split=SplitKind.SPEAKER),
-        fusion=FusionConfig(rank=MAX_RANK, rank_prior="ard"),
+        fusion=FusionConfig(linear_pool=False, rank=MAX_RANK, rank_prior="ard"),
         train=TrainConfig(epochs=2 if smoke else 60),
         bayes=bayes,
         seed=seed,

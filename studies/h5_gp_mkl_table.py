@@ -47,7 +47,7 @@ def main() -> None:
                 config = RunConfig(
                     data=DataConfig(name=name),
                     jwae=JWAEConfig(latent_dim=width),
-                    fusion=FusionConfig(model="lmf", rank=4),
+                    fusion=FusionConfig(linear_pool=False, model="lmf", rank=4),
                     train=train,
                     seed=seed,
                     device="cpu",

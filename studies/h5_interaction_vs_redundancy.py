@@ -49,11 +49,11 @@ REDUNDANCIES = (0.0, 0.5, 1.0)
 LMF = "LMF r=4"
 GP_LATENT, CONCAT_LINEAR = "GP-MKL (latent)", "concat + linear head (additive)"
 ARMS: dict[str, tuple[FusionConfig, GPMKLConfig]] = {
-    LMF: (FusionConfig(model="lmf", rank=4), GPMKLConfig()),
-    GP_LATENT: (FusionConfig(model="gp-mkl", rank=4), GPMKLConfig(features="latent")),
-    "GP-MKL (input)": (FusionConfig(model="gp-mkl", rank=4), GPMKLConfig(features="input")),
-    CONCAT_LINEAR: (FusionConfig(model="concat", head="linear"), GPMKLConfig()),
-    "concat + MLP head": (FusionConfig(model="concat"), GPMKLConfig()),
+    LMF: (FusionConfig(linear_pool=False, model="lmf", rank=4), GPMKLConfig()),
+    GP_LATENT: (FusionConfig(linear_pool=False, model="gp-mkl", rank=4), GPMKLConfig(features="latent")),
+    "GP-MKL (input)": (FusionConfig(linear_pool=False, model="gp-mkl", rank=4), GPMKLConfig(features="input")),
+    CONCAT_LINEAR: (FusionConfig(linear_pool=False, model="concat", head="linear"), GPMKLConfig()),
+    "concat + MLP head": (FusionConfig(linear_pool=False, model="concat"), GPMKLConfig()),
 }
 COMPARATORS = {"hypothesis (vs GP-MKL on latents)": GP_LATENT, "mechanism (vs concat + linear head)": CONCAT_LINEAR}
 DELTA = 0.01

@@ -42,7 +42,7 @@ def one_fit(dataset: str, label: str, seed: int, scratch: Path, *, smoke: bool) 
     bayes = BayesConfig(**CANDIDATES[label], **({"svi_steps": 60, "posterior_samples": 16} if smoke else {}))
     config = RunConfig(
         data=DataConfig(name=dataset),
-        fusion=FusionConfig(rank=4 if smoke else None, rank_prior="ard"),
+        fusion=FusionConfig(linear_pool=False, rank=4 if smoke else None, rank_prior="ard"),
         bayes=bayes,
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
         seed=seed,

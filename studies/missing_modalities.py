@@ -26,9 +26,9 @@ from probfusion.data.features import check_features
 from probfusion.prediction import PredictionConfig, predict
 
 MODELS = {
-    "lmf": FusionConfig(model="lmf"),
-    "lmf-ard": FusionConfig(model="lmf", rank_prior="ard"),
-    "concat": FusionConfig(model="concat"),
+    "lmf": FusionConfig(linear_pool=False, model="lmf"),
+    "lmf-ard": FusionConfig(linear_pool=False, model="lmf", rank_prior="ard"),
+    "concat": FusionConfig(linear_pool=False, model="concat"),
 }
 SETS = ("av-digits", "mfeat")
 

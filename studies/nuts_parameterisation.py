@@ -43,7 +43,7 @@ def main() -> None:
     config = RunConfig(
         data=DataConfig(name="av-digits", split=SplitKind.SPEAKER),
         jwae=JWAEConfig(latent_dim=LATENT),
-        fusion=FusionConfig(rank=RANK),
+        fusion=FusionConfig(linear_pool=False, rank=RANK),
         train=TrainConfig(epochs=1 if args.smoke else 30),
         seed=0,
     )

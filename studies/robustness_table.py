@@ -41,11 +41,15 @@ class ModelSpec:
 
 
 MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("LMF r=4", FusionConfig(model="lmf", rank=4)),
-    ModelSpec("LMF ARD (max rank 16)", FusionConfig(model="lmf", rank=16, rank_prior="ard"), attack="eot-pgd"),
-    ModelSpec("TFN", FusionConfig(model="tfn")),
+    ModelSpec("LMF r=4", FusionConfig(linear_pool=False, model="lmf", rank=4)),
+    ModelSpec(
+        "LMF ARD (max rank 16)",
+        FusionConfig(linear_pool=False, model="lmf", rank=16, rank_prior="ard"),
+        attack="eot-pgd",
+    ),
+    ModelSpec("TFN", FusionConfig(linear_pool=False, model="tfn")),
     # A linear head on concatenated latents adds per-modality logits: late fusion (the MLP head would not be).
-    ModelSpec("concat (late fusion)", FusionConfig(model="concat", head="linear"), reference=True),
+    ModelSpec("concat (late fusion)", FusionConfig(linear_pool=False, model="concat", head="linear"), reference=True),
 )
 EPS = (0.05, 0.1, 0.2)
 METRICS = ("accuracy", "nll", "ece", "auroc_entropy", "auroc_mi")

@@ -59,7 +59,7 @@ def main() -> None:
 
     step(1, "Configure: LMF with ARD priors on its rank factors (max rank 8), on the bundled av-digits data.")
     config = RunConfig(
-        fusion=FusionConfig(rank=8, rank_prior="ard"),
+        fusion=FusionConfig(linear_pool=False, rank=8, rank_prior="ard"),
         train=TrainConfig(epochs=1 if args.smoke else 60),
         bayes=BayesConfig(svi_steps=40, realign_every=20, posterior_samples=8) if args.smoke else BayesConfig(),
         seed=0,

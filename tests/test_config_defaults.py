@@ -50,7 +50,7 @@ def test_the_rank_rule_is_the_same_under_every_rank_prior():
 def test_explicit_values_are_kept():
     config = RunConfig(
         jwae=JWAEConfig(latent_dim=5, hidden_dim=7),
-        fusion=FusionConfig(rank=3, fused_dim=9, input_linear=False),
+        fusion=FusionConfig(rank=3, fused_dim=9, input_linear=False, linear_pool=False),
         train=TrainConfig(epochs=11, patience=4, weight_decay=3e-4),
     )
     resolved = _resolve(config, c=100, n=50)

@@ -80,7 +80,7 @@ def test_a_run_without_class_labels_loads_with_indices_and_refuses_data_with_oth
         ({"standardizer.mean.b": torch.tensor([0.0, float("inf"), 0.0])}, {}, ["mean.b", "not finite"]),
         ({}, {"num_classes": 10**9}, ["num_classes", "from 2 to 50000", "1000000000"]),
         ({}, {"num_classes": True}, ["num_classes", "True"]),
-        ({}, {"num_classes": 3, "class_labels": [3, 42, 7]}, ["head", "expects"]),
+        ({}, {"num_classes": 3, "class_labels": [3, 42, 7]}, ["expects (3,"]),
         ({}, {"class_labels": [3]}, ["class_labels", "2 distinct"]),
         ({}, {"input_dims": {"a": 4, "b": 10**9}}, ["too large"]),
         ({}, {"input_dims": {"a": 4, "b": -3}}, ["input_dims.b"]),

@@ -38,7 +38,9 @@ class BayesianFusionClassifier(nn.Module):
     uncertainty is not represented. The posterior is held as the guide's variational parameters (SVI; every
     call draws fresh samples), as stored draws (NUTS; each call picks s of them), or as the MAP and the Cholesky
     factors of its block-diagonal covariance (Laplace; the predictive is the linearised one, see
-    :mod:`probfusion.inference.laplace`), all in ``state_dict``.
+    :mod:`probfusion.inference.laplace`), all in ``state_dict``. With ``fusion.linear_pool`` every draw's logits
+    are pooled with a logistic regression's, ``(1 - w) f_k + w g`` (:mod:`probfusion.inference.linear_pool`); the
+    posterior diagnostics read the head alone.
     Implements the :class:`~probfusion.fusion.protocol.Predictor` protocol.
 
     Cost: encoders O(hidden_dim sum_m (d_m + d)); the predictive costs O(s n r (M (d + 1) + c)) beyond one
@@ -102,6 +104,13 @@ class BayesianFusionClassifier(nn.Module):
             self.register_buffer("laplace_component_tril", torch.zeros(fusion.rank, block, block))
             self.register_buffer("laplace_bias_tril", torch.zeros(num_classes, num_classes))
         self.register_buffer("reference_latents", torch.zeros(len(self.modalities), REFERENCE_SIZE, jwae.latent_dim))
+        # The logistic-regression pool (FusionConfig.linear_pool), fitted after the posterior
+        # (probfusion.inference.linear_pool): every draw's logits become (1 - w) f_k + w (A x + a).
+        self.linear_pool = bool(fusion.linear_pool)
+        if self.linear_pool:
+            self.register_buffer("linear_weight", torch.zeros(num_classes, sum(input_dims.values())))
+            self.register_buffer("linear_bias", torch.zeros(num_classes))
+            self.register_buffer("pool_weight", torch.zeros(()))
         self.jwae.eval()
 
     def train(self, mode: bool = True) -> BayesianFusionClassifier:
@@ -213,11 +222,17 @@ class BayesianFusionClassifier(nn.Module):
         latents = [encoded[m] for m in self.modalities]
         count = self.bayes.posterior_samples if num_samples is None else num_samples
         if self.inference is not InferenceKind.LAPLACE:
-            return head_logits(latents, self.posterior_draws(count, generator))
-        if count < 1:
-            raise ConfigError(f"num_samples must be a positive integer; got {count}.")
-        # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
-        return linearised_logits(latents, self._laplace_centre(), self._laplace_offsets(count, generator))
+            logits = head_logits(latents, self.posterior_draws(count, generator))
+        else:
+            if count < 1:
+                raise ConfigError(f"num_samples must be a positive integer; got {count}.")
+            # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
+            logits = linearised_logits(latents, self._laplace_centre(), self._laplace_offsets(count, generator))
+        if self.linear_pool and float(self.pool_weight) > 0.0:
+            x = torch.cat([views[m] for m in self.modalities], dim=-1)
+            linear = x @ self.linear_weight.T + self.linear_bias  # (n, c), the same for every draw
+            logits = (1 - self.pool_weight) * logits + self.pool_weight * linear
+        return logits
 
     def forward(self, views: Views) -> Tensor:
         """Log of the posterior-mean predictive probabilities, `(n, c)` (``bayes.posterior_samples`` draws)."""

@@ -8,7 +8,10 @@ predictive becomes
     p(y \mid x) = \mathrm{softmax}\big(((1 - w) f(x) + w g(x)) / T\big),
 
 with f the fusion model's logits, ``w`` on the grid ``0, 1/k, ..., 1`` and ``T >= 1`` fitted together on
-validation NLL (the smallest ``w`` among ties, so the fusion model is kept unless the regression helps). A
+validation NLL (the smallest ``w`` among ties, so the fusion model is kept unless the regression helps). For a
+Bayesian model each posterior draw's logits are pooled, ``(1 - w) f_k + w g``, and the predictive stays the mean
+of the draws' softmax; there T = 1 (the model has no temperature), and ``w`` is chosen on the validation NLL of
+that mixture over a fixed set of draws. A
 weighted sum of logits is a weighted geometric mean of the two distributions, renormalised: a logarithmic
 opinion pool (Genest and Zidek, 1986, Statistical Science), which stacking on held-out rows (Wolpert, 1992)
 sets here. At ``w = 0`` it is the fusion model with its validation-fitted temperature, so the pool can only
@@ -21,18 +24,20 @@ gets its own C, as the reference it is compared with does (``studies/results/rea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from probfusion.config import FusionConfig
 from probfusion.errors import ConfigError
-from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.inference.data import TensorData
 from probfusion.metrics.temperature import fit_temperature
+from probfusion.robustness.attacks import sample_logits
+from probfusion.seeding import make_generator
 
 __all__ = ["PoolFit", "fit_linear_pool", "fit_pool_weight", "pool_state"]
 
@@ -45,9 +50,9 @@ class PoolFit:
 
     Attributes:
         weight: ``w``, the regression's share of the pooled logits.
-        temperature: T of the pooled logits.
+        temperature: T of the pooled logits (1 for a model of several draws).
         val_nll: Validation NLL of the pool.
-        fusion_val_nll: Validation NLL of the fusion model alone at its own best temperature (``w = 0``).
+        fusion_val_nll: Validation NLL of the fusion model alone (``w = 0``, at its best T for one draw).
     """
 
     weight: float
@@ -56,70 +61,96 @@ class PoolFit:
     fusion_val_nll: float
 
 
-def fit_pool_weight(fusion_logits: Tensor, linear_logits: Tensor, labels: Tensor, *, steps: int) -> PoolFit:
-    """The ``w`` of the grid ``0, 1/steps, ..., 1`` and the ``T >= 1`` of lowest validation NLL.
+def _mixture_nll(logits: Tensor, labels: Tensor) -> float:
+    """Mean NLL of the mean over draws of ``softmax(logits)``; ``logits`` is `(s, n, c)`."""
+    log_probs = torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=0) - math.log(logits.shape[0])
+    return float(-log_probs.gather(-1, labels[:, None]).mean())
 
-    For each ``w`` the NLL is convex in ``1 / T`` (:func:`~probfusion.metrics.temperature.fit_temperature`), so
-    the search is exact in T and on the grid in ``w``.
+
+def fit_pool_weight(fusion_logits: Tensor, linear_logits: Tensor, labels: Tensor, *, steps: int) -> PoolFit:
+    """The ``w`` of the grid ``0, 1/steps, ..., 1`` (and the ``T >= 1``) of lowest validation NLL.
+
+    With one draw (`(n, c)` or `(1, n, c)` logits) T is fitted for each ``w``: the NLL is convex in ``1 / T``
+    (:func:`~probfusion.metrics.temperature.fit_temperature`), so the search is exact in T and on the grid in
+    ``w``. With s > 1 draws, T = 1 and the NLL is that of the mean of the draws' pooled softmax.
 
     Args:
-        fusion_logits: A `(n, c)` tensor of the fusion model's validation logits (at T = 1).
+        fusion_logits: A `(n, c)` or `(s, n, c)` tensor of the fusion model's validation logits (at T = 1).
         linear_logits: A `(n, c)` tensor of the regression's validation logits.
         labels: A `(n,)` tensor of class indices.
         steps: Number of grid intervals k (``w`` in steps of ``1 / k``).
 
     Returns:
-        The fit. Cost: ``(k + 1)`` temperature fits, each O(60 n c).
+        The fit. Cost: ``(k + 1)`` temperature fits, each O(60 n c), or ``(k + 1)`` O(s n c) evaluations.
     """
     if steps < 1:
         raise ConfigError(f"The pool's weight grid needs at least one step; got {steps}.")
-    if fusion_logits.shape != linear_logits.shape:
-        raise ConfigError(
-            f"The pool's two logits must have one shape; got {tuple(fusion_logits.shape)} and "
-            f"{tuple(linear_logits.shape)}."
-        )
     f, g = fusion_logits.detach().double(), linear_logits.detach().double()
-    fits = [(k / steps, fit_temperature((1 - k / steps) * f + (k / steps) * g, labels)) for k in range(steps + 1)]
+    f = f if f.ndim == 3 else f.unsqueeze(0)
+    if f.shape[1:] != g.shape:
+        raise ConfigError(
+            f"The pool's fusion logits (s, n, c) and regression logits (n, c) must agree in (n, c); got "
+            f"{tuple(fusion_logits.shape)} and {tuple(linear_logits.shape)}."
+        )
+    labels = labels.long()
+    fits: list[tuple[float, float, float]] = []  # (w, T, NLL)
+    for k in range(steps + 1):
+        w = k / steps
+        pooled = (1 - w) * f + w * g
+        if f.shape[0] == 1:
+            tempered = fit_temperature(pooled[0], labels)
+            fits.append((w, tempered.temperature, tempered.nll))
+        else:
+            fits.append((w, 1.0, _mixture_nll(pooled, labels)))
     # The smallest w within rounding of the lowest NLL: (1 - w) f + w f is f only up to float error.
-    lowest = min(fit.nll for _, fit in fits)
-    weight, best = next(item for item in fits if item[1].nll <= lowest + _TIE * max(1.0, lowest))
-    return PoolFit(weight=weight, temperature=best.temperature, val_nll=best.nll, fusion_val_nll=fits[0][1].nll)
+    lowest = min(nll for _, _, nll in fits)
+    weight, temperature, nll = next(item for item in fits if item[2] <= lowest + _TIE * max(1.0, lowest))
+    return PoolFit(weight=weight, temperature=temperature, val_nll=nll, fusion_val_nll=fits[0][2])
 
 
 @contextmanager
-def pool_state(model: MultimodalClassifier, *, weight: float, temperature: float) -> Iterator[None]:
-    """Within the block, ``model`` predicts with pool weight ``weight`` and temperature ``temperature``."""
-    saved = float(model.pool_weight), float(model.temperature)
-    model.pool_weight.fill_(weight)
-    model.temperature.fill_(temperature)
+def pool_state(model: nn.Module, *, weight: float, temperature: float | None = None) -> Iterator[None]:
+    """Within the block, ``model`` predicts with pool weight ``weight`` (and ``temperature``, if it has one)."""
+    buffers = {"pool_weight": weight, "temperature": temperature}
+    saved = {name: float(getattr(model, name)) for name, value in buffers.items() if value is not None}
+    for name in saved:
+        getattr(model, name).fill_(buffers[name])
     try:
         yield
     finally:
-        model.pool_weight.fill_(saved[0])
-        model.temperature.fill_(saved[1])
+        for name, value in saved.items():
+            getattr(model, name).fill_(value)
+
+
+def _has_temperature(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "temperature", None), Tensor)  # the deterministic kinds; not the Bayesian
 
 
 @torch.no_grad()
-def _fusion_logits(model: MultimodalClassifier, data: TensorData) -> Tensor:
+def _fusion_logits(model: nn.Module, data: TensorData, num_samples: int, seed: int) -> Tensor:
+    """`(s, n, c)` logits of ``model`` alone (pool weight 0, T = 1) on ``data``, from draws fixed by ``seed``."""
     was_training = model.training
     model.eval()
     try:
-        with pool_state(model, weight=0.0, temperature=1.0):
-            return model(data.views)
+        with pool_state(model, weight=0.0, temperature=1.0 if _has_temperature(model) else None):
+            return sample_logits(model, data.views, num_samples, generator=make_generator(seed))
     finally:
         model.train(was_training)
 
 
 def fit_linear_pool(
-    model: MultimodalClassifier, train: TensorData, val: TensorData, fusion: FusionConfig
+    model: nn.Module, train: TensorData, val: TensorData, fusion: FusionConfig, *, num_samples: int = 1, seed: int = 0
 ) -> tuple[PoolFit, dict[str, object]]:
     """Fit the regression and the pool on ``train`` and ``val``, and set them in ``model``'s buffers.
 
     Args:
-        model: The trained classifier, built with ``fusion.linear_pool`` on (it has the pool's buffers).
+        model: The trained final predictor, built with ``fusion.linear_pool`` on (it has the pool's buffers):
+            the deterministic classifier or the Bayesian one.
         train: Training tensors ``{m: (n, d_m)}`` and ``(n,)`` labels, standardised as the model sees them.
         val: Validation tensors: C, ``w`` and T are chosen on them.
         fusion: ``linear_pool_c_grid`` and ``linear_pool_steps``.
+        num_samples: Posterior draws s of the validation predictive (1 for a point estimate).
+        seed: Seed of those draws.
 
     Returns:
         The pool fit, and the entries that ``metrics.json`` reports under ``linear_pool``.
@@ -138,9 +169,11 @@ def fit_linear_pool(
     model.linear_weight.copy_(linear.weight)
     model.linear_bias.copy_(linear.bias)
     linear_logits = linear.logits(concatenated(val.views, model.modalities))
-    pool = fit_pool_weight(_fusion_logits(model, val), linear_logits, val.labels, steps=fusion.linear_pool_steps)
+    fused = _fusion_logits(model, val, num_samples, seed)
+    pool = fit_pool_weight(fused, linear_logits, val.labels, steps=fusion.linear_pool_steps)
     model.pool_weight.fill_(pool.weight)
-    model.temperature.fill_(pool.temperature)
+    if _has_temperature(model):
+        model.temperature.fill_(pool.temperature)
     record: dict[str, object] = {
         "weight": pool.weight,
         "temperature": pool.temperature,

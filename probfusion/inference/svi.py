@@ -351,7 +351,11 @@ def fit_bayesian_head(
         chosen = []  # (validation NLL, scale, fit); the first of equal NLLs is the widest posterior
         for scale, laplace in zip(PRIOR_SCALES, fits, strict=True):
             model.store_laplace(laplace)
-            nll = score_classifier(model.eval(), val, num_samples=bayes.posterior_samples)["nll"]
+            # The same seeded draws for every scale (common random numbers): the choice does not depend on the
+            # caller's global RNG, so two fits of one config choose alike.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                nll = score_classifier(model.eval(), val, num_samples=bayes.posterior_samples)["nll"]
             chosen.append((nll, scale, laplace))
         _, laplace_scale, laplace = min(chosen, key=lambda item: item[0])
         model.store_laplace(laplace)

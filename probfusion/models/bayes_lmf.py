@@ -32,7 +32,9 @@ def _build(config: RunConfig, dims: Mapping[str, int], num_classes: int) -> Mult
     """Stage one: the encoders with the seed-form head (Laplace) or with Liu's LMF (SVI, NUTS, as before).
 
     The seed-form head is r components then a linear map to the c logits; its weights become the posterior's mean.
+    The logistic-regression pool (``fusion.linear_pool``) belongs to the final, Bayesian model, not to this stage.
     """
+    config = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, linear_pool=False))
     if config.bayes.inference is not InferenceKind.LAPLACE:
         return build_classifier(config, dims, num_classes)
     rank = int(config.fusion.rank)  # resolved before any build

@@ -132,11 +132,11 @@ def test_the_pooled_classifier_computes_the_pool_and_is_differentiable_in_the_in
     assert float(pooled.temperature) == 1.0
 
 
-def test_it_is_refused_where_a_second_stage_would_drop_it_and_resolves_by_where_it_applies():
-    with pytest.raises(ConfigError, match="linear_pool"):
-        FusionConfig(rank_prior="ard", linear_pool=True)
-    with pytest.raises(ConfigError, match="linear_pool"):
-        FusionConfig(model="gp-mkl", linear_pool=True)
+def test_it_is_refused_for_the_gp_and_evidential_kinds_and_resolves_by_where_it_applies():
+    for model in ("gp-mkl", "tmc", "rcml"):
+        with pytest.raises(ConfigError, match="linear_pool"):
+            FusionConfig(model=model, linear_pool=True)
+    assert FusionConfig(rank_prior="ard", linear_pool=True).linear_pool is True
 
     def resolved(fusion: FusionConfig, streaming: bool = False) -> bool | None:
         config = RunConfig(fusion=fusion)
@@ -195,3 +195,54 @@ def test_on_data_a_linear_model_cannot_fit_the_pool_leans_on_the_fusion_model(tm
     assert record["fusion_only"]["test"]["accuracy"] > 0.75
     assert record["weight"] <= 0.25
     assert run.metrics["test"]["accuracy"] >= record["fusion_only"]["test"]["accuracy"] - 0.03
+
+
+def test_with_several_draws_the_pool_weight_minimises_the_mixture_nll():
+    generator = torch.Generator().manual_seed(2)
+    labels = torch.randint(0, 3, (80,), generator=generator)
+    signal = torch.nn.functional.one_hot(labels, 3).double()
+    draws = 2 * signal + 2.5 * torch.randn(7, 80, 3, generator=generator, dtype=torch.float64)  # (s, n, c)
+    g = 1.5 * signal + torch.randn(80, 3, generator=generator, dtype=torch.float64)
+
+    def mixture_nll(w: float) -> float:  # -log of the mean over draws of the pooled softmax, by brute force
+        probs = torch.stack([torch.softmax((1 - w) * d + w * g, -1) for d in draws]).mean(0)
+        return float(-probs[torch.arange(80), labels].log().mean())
+
+    pool = fit_pool_weight(draws, g, labels, steps=10)
+    grid = {k / 10: mixture_nll(k / 10) for k in range(11)}
+    assert pool.weight == min(grid, key=grid.get)
+    assert pool.temperature == 1.0  # several draws: no temperature
+    assert pool.val_nll == pytest.approx(grid[pool.weight])
+    assert pool.fusion_val_nll == pytest.approx(grid[0.0])
+    with pytest.raises(ConfigError, match="agree in"):
+        fit_pool_weight(draws, g[:10], labels, steps=10)
+
+
+@pytest.mark.parametrize("inference", ["svi", "laplace"])
+def test_a_bayesian_run_pools_every_draw_and_its_head_alone_is_the_run_without_the_pool(tmp_path: Path, inference):
+    data = write_separable_npz(tmp_path / "sep.npz", n=300, num_classes=3)
+    runs = {}
+    for pool in (False, True):
+        config = _config(data, pool=pool)
+        config = dataclasses.replace(
+            config,
+            fusion=dataclasses.replace(config.fusion, rank_prior="ard"),
+            bayes=dataclasses.replace(config.bayes, inference=inference, svi_steps=150, posterior_samples=8),
+        )
+        runs[pool] = fit(config, tmp_path / f"{inference}-{pool}")
+    record = runs[True].metrics["linear_pool"]
+    assert record["fusion_only"] == {split: runs[False].metrics[split] for split in ("train", "val", "test")}
+    assert record["temperature"] == 1.0
+    assert record["fusion_temperature"] is None
+    assert record["val_nll"] <= record["fusion_val_nll"] + 1e-12
+    assert runs[True].metrics["test"]["accuracy"] > 0.75  # three separable classes: chance is 1/3
+    loaded = load_run(runs[True].path)
+    views = loaded.tensors(loaded.splits()[2]).views
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        pooled = loaded.model.predictive_logits(views, 4, generator=torch.Generator().manual_seed(0))
+        with pool_state(loaded.model, weight=0.0):
+            alone = loaded.model.predictive_logits(views, 4, generator=generator)
+    w = float(loaded.model.pool_weight)
+    linear = torch.cat([views[m] for m in loaded.model.modalities], -1) @ loaded.model.linear_weight.T
+    torch.testing.assert_close(pooled, (1 - w) * alone + w * (linear + loaded.model.linear_bias))  # per draw

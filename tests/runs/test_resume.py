@@ -22,7 +22,7 @@ def _config(data):
     return RunConfig(
         data=DataConfig(name=str(data)),
         jwae=JWAEConfig(latent_dim=2, hidden_dim=8),
-        fusion=FusionConfig(rank=2, fused_dim=4),
+        fusion=FusionConfig(rank=2, fused_dim=4, linear_pool=False),  # the model these tests build by hand
         train=TrainConfig(epochs=EPOCHS, batch_size=64, patience=EPOCHS),
         device="cpu",
     )

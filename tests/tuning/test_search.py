@@ -29,8 +29,11 @@ BASE = RunConfig(
     device="cpu",
 )
 # av-digits (10 classes): a few epochs separate good learning rates and widths from bad ones.
+# Without the logistic-regression pool: these tests are about the search, which the pool would flatten.
 AV_DIGITS = RunConfig(
-    jwae=JWAEConfig(latent_dim=4, hidden_dim=16), fusion=FusionConfig(rank=2, fused_dim=8), device="cpu"
+    jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
+    fusion=FusionConfig(rank=2, fused_dim=8, linear_pool=False),
+    device="cpu",
 )
 SPACE = SearchSpace(latent_dim=IntDimension(2, 8), hidden_dim=IntDimension(8, 32, log=True), epochs=IntDimension(3, 8))
 

@@ -4,7 +4,8 @@ Usage, from the repository root::
 
     python studies/results/real_benchmark/linear_pool/runner.py SETS SEEDS MODELS OUT.json
 
-for example ``scene15,cub 0,1,2 lmf,concat rows.json``. Sets, models, splits and scoring are those of
+for example ``scene15,cub 0,1,2 lmf,concat rows.json`` (§20) or
+``... lmf-ard,lmf-ard-laplace ...`` (§21). Sets, models, splits and scoring are those of
 ``studies/real_benchmark.py``; each fit sets ``FusionConfig.linear_pool = True`` and gives two rows from the same
 trained weights: ``variant`` ``pooled`` (the stored predictive) and ``fusion-only`` (pool weight 0, the fusion
 model's own temperature), plus the pool's ``w``, ``C`` and ``T``. Rows already in OUT are kept.
@@ -35,10 +36,11 @@ def scores(loaded, seed: int) -> dict:
     """Accuracy, NLL and ECE-15 of the loaded run's test predictive, as ``real_benchmark`` scores it."""
     _, _, test = loaded.splits()
     data = loaded.tensors(test)
+    samples = loaded.metrics.get("posterior_samples", 1)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, 1).softmax(-1).mean(0).double()
+        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
     return rb._scores(probs.numpy(), data.labels.numpy())
 
 
@@ -68,7 +70,8 @@ def main() -> None:
                     pooled = scores(loaded, seed)
                     with pool_state(loaded.model, weight=0.0, temperature=pool["fusion_temperature"]):
                         alone = scores(loaded, seed)
-                    with pool_state(loaded.model, weight=1.0, temperature=1.0):
+                    tempered = pool["fusion_temperature"] is not None  # the deterministic kinds; not the Bayesian
+                    with pool_state(loaded.model, weight=1.0, temperature=1.0 if tempered else None):
                         linear = scores(loaded, seed)
                     for variant, s in (("pooled", pooled), ("fusion-only", alone), ("linear-only", linear)):
                         rows.append(common | {"variant": variant} | s)
