@@ -218,8 +218,9 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
 @click.option(
     "--linear-pool/--no-linear-pool",
     default=_FUSION.linear_pool,
-    help="lmf, tfn, concat: pool the logits after training with a logistic regression on the concatenated inputs "
-    "(its C, the pool weight and the temperature chosen on validation; metrics.json reports both models' scores) "
+    help="lmf (also with --rank-prior: every posterior draw), tfn, concat: pool the logits after training with a "
+    "logistic regression on the concatenated inputs (its C, the pool weight and the temperature chosen on "
+    "validation; metrics.json reports both models' scores) "
     f"[default: {_POOL_DEFAULT}].",
 )
 @click.option(

@@ -467,17 +467,19 @@ def _train_into(
         objective=_objective(config),
     )
     final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
+    # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
+    temperature = result.temperature if final is model else 1.0
     pooled = {}
     if getattr(final, "linear_pool", False):  # the pool belongs to the final predictor, after any second stage
-        temperature = result.temperature if final is model else None
-        pooled = _fit_pool(final, tensors, config, num_samples=num_samples, fusion_temperature=temperature)
+        before = temperature if final is model else None
+        pooled = _fit_pool(final, tensors, config, num_samples=num_samples, fusion_temperature=before)
+        temperature = pooled["linear_pool"]["temperature"]
     metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}
     metrics.update(
         fusion_parameters=final.fusion_parameter_count(),
         total_parameters=final.parameter_count(),
         best_epoch=result.best_epoch,
-        # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
-        temperature=pooled["linear_pool"]["temperature"] if pooled else result.temperature if final is model else 1.0,
+        temperature=temperature,
         epochs_run=len(result.history),
         stopped_early=result.stopped_early,
         train_seconds=sum(r.seconds for r in result.history),

@@ -336,8 +336,8 @@ class FusionConfig(_JSONConfig):
             deterministic lmf, tfn and concat models, each posterior draw's logits ``(1 - w) f_k + w g`` for LMF
             with a rank prior (T = 1), with the regression's C, ``w`` (and T) chosen on validation NLL
             (:mod:`probfusion.inference.linear_pool`; ``metrics.json`` reports them beside both models' own
-            scores). Not for gp-mkl, tmc or rcml. ``None`` turns it on for the deterministic models when the
-            training rows are in memory (not for a folder source). Runs stored before this field existed load
+            scores). Not for gp-mkl, tmc or rcml. ``None`` turns it on for those models when the training rows
+            are in memory (not for a folder source; NOTES.md §20-21). Runs stored before this field existed load
             without it.
         linear_pool_c_grid: The regression's inverse regularisation strengths to choose from.
         linear_pool_steps: The pool weight ``w`` is chosen from ``0, 1/k, ..., 1`` with ``k`` this many steps.
@@ -819,8 +819,8 @@ def resolve_config(
     * ``fusion.input_linear = n / c <= input_linear_rows_per_class`` (10) for the deterministic lmf, tfn and
       concat models, else off: with a handful of rows per class the logistic regression inside the model carries
       it (NOTES.md §13-14);
-    * ``fusion.linear_pool``: on for the same models when the training rows are in memory (``streaming`` false),
-      else off: the regression is fitted on all of them at once.
+    * ``fusion.linear_pool``: on for lmf (with or without a rank prior), tfn and concat when the training rows are
+      in memory (``streaming`` false), else off: the regression is fitted on all of them at once (NOTES.md §20-21).
 
     Explicit values are kept. The CLI and the API both call this (through :func:`probfusion.api.fit`), so one
     intent gives one model; the resolved values are recorded in the run's ``config.json`` and metrics.
@@ -862,7 +862,7 @@ def resolve_config(
         skip = few_rows and config.fusion.accepts_input_linear()
     pool = config.fusion.linear_pool
     if pool is None:
-        pool = config.fusion.accepts_input_linear() and not streaming
+        pool = config.fusion.accepts_linear_pool() and not streaming
     return dataclasses.replace(
         config,
         train=dataclasses.replace(config.train, epochs=epochs, patience=patience, weight_decay=decay),

@@ -89,6 +89,8 @@ def model_size(
     tensors["head weight (fused_dim * classes)"] = h * c
     if fusion.input_linear:
         tensors["input skip weight (sum_m d_m * classes)"] = sum(dims.values()) * c
+    if fusion.linear_pool:  # buffers, not trained parameters
+        tensors["logistic-regression pool weight (sum_m d_m * classes)"] = sum(dims.values()) * c
     samples = 1
     if fusion.model is FusionKind.GP_MKL:
         gp = config.gp

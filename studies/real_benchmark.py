@@ -41,7 +41,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
+from probfusion import DataConfig, FusionConfig, LoadedRun, RunConfig, TrainConfig, fit, load_run
 from probfusion.config import BayesConfig
 from probfusion.data import load_dataset, split_dataset
 from probfusion.metrics import accuracy, expected_calibration_error, negative_log_likelihood
@@ -126,6 +126,10 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat": lambda c: replace(c, fusion=FusionConfig(model="concat")),
     # The defaults without the logistic-regression pool (NOTES.md §20): the fusion model alone.
     "lmf-no-pool": lambda c: replace(c, fusion=NO_POOL),
+    "lmf-ard-no-pool": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard", linear_pool=False)),
+    "lmf-ard-laplace-no-pool": lambda c: replace(
+        c, fusion=FusionConfig(rank_prior="ard", linear_pool=False), bayes=BayesConfig(inference="laplace")
+    ),
     "concat-no-pool": lambda c: replace(c, fusion=CONCAT_NO_POOL),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
@@ -147,6 +151,8 @@ ABLATIONS = (
     "concat-wd1e-3",
     "lmf-no-pool",
     "concat-no-pool",
+    "lmf-ard-no-pool",
+    "lmf-ard-laplace-no-pool",
 )
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 
@@ -299,7 +305,11 @@ def tfn_fits(config: RunConfig, num_views: int) -> bool:
 
 def score_test_split(path: Path, seed: int) -> dict[str, float]:
     """Accuracy, NLL and ECE-15 of a finished run's test predictive (its own number of draws, seeded)."""
-    loaded = load_run(path)
+    return score_loaded_test_split(load_run(path), seed)
+
+
+def score_loaded_test_split(loaded: LoadedRun, seed: int) -> dict[str, float]:
+    """:func:`score_test_split` of a run already loaded (its model as it is now)."""
     _, _, test = loaded.splits()
     data = loaded.tensors(test)
     samples = loaded.metrics.get("posterior_samples", 1)
@@ -387,6 +397,11 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
         if lmf is not None and ard is not None:
             checks["ard_minus_lmf_points"] = 100 * (ard - lmf)
             checks["ard_within_1_of_lmf"] = abs(ard - lmf) <= 0.01
+        # The heads alone (no logistic-regression pool on either side, NOTES.md §21).
+        alone, ard_alone = (stats.get(m, {}).get("accuracy_mean") for m in ("lmf-no-pool", "lmf-ard-no-pool"))
+        if alone is not None and ard_alone is not None:
+            checks["ard_head_minus_lmf_no_pool_points"] = 100 * (ard_alone - alone)
+            checks["ard_head_within_1_of_lmf_no_pool"] = abs(ard_alone - alone) <= 0.01
         laplace = stats.get("lmf-ard-laplace", {}).get("accuracy_mean")
         if lmf is not None and laplace is not None:
             checks["ard_laplace_minus_lmf_points"] = 100 * (laplace - lmf)
@@ -405,7 +420,9 @@ PIVOT = (
     "lmf-wd1e-4",
     "lmf-raw-nll",
     "lmf-ard",
+    "lmf-ard-no-pool",
     "lmf-ard-laplace",
+    "lmf-ard-laplace-no-pool",
     "concat",
     "concat-no-pool",
     "concat-wd1e-4",
@@ -438,6 +455,7 @@ def pivot_table(summary: dict, sets: list[str]) -> str:
             ("≥ concat-1", checks.get("lmf_ge_concat_minus_1")),
             ("ARD ±1", checks.get("ard_within_1_of_lmf")),
             ("ARD (Laplace) ±1", checks.get("ard_laplace_within_1_of_lmf")),
+            ("ARD head alone ±1", checks.get("ard_head_within_1_of_lmf_no_pool")),
         ]
         verdict = ", ".join(f"{label} {'yes' if ok else 'NO'}" for label, ok in marks if ok is not None)
         rows.append([name, *cells, verdict, f"{entry['wall_seconds'] / 60:.1f}"])

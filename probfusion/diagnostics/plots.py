@@ -24,6 +24,7 @@ from probfusion.diagnostics.attribution import Attribution
 __all__ = ["attribution_map", "forest_plot", "trace_plot"]
 
 _DPI = 110
+_CONSTANT_SPREAD = 1e-9  # relative spread over draws below which an entry counts as constant
 
 
 def _png(figure: Figure) -> bytes:
@@ -61,12 +62,16 @@ def _varying(view: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     """The entries of ``view`` that vary over draws, and the names of the variables left out entirely.
 
     A constant entry (the fixed precisions of a Gaussian rank prior, a share of exactly 0, an effective rank
-    that never moves) has no density to draw: ArviZ's KDE would warn and plot nothing.
+    that never moves) has no density to draw: ArviZ's KDE would warn and plot nothing. The trace plot draws one
+    density per chain, so an entry must vary within every chain to be kept.
     """
     kept, constant = {}, []
     for name, values in view.data_vars.items():
-        spread = values.std(("chain", "draw")).values  # NaN (non-finite values) counts as not varying
-        varying = np.flatnonzero(np.atleast_1d(spread > 0))
+        # NaN (non-finite values) counts as not varying; so does a spread of float rounding (log10 of fixed
+        # precisions gathered in another order differs by 1e-14, where ArviZ's KDE fails as for a constant).
+        spread = values.std("draw").min("chain").values
+        scale = np.maximum(1.0, np.abs(values.mean(("chain", "draw")).values))
+        varying = np.flatnonzero(np.atleast_1d(spread > _CONSTANT_SPREAD * scale))
         if len(varying) == 0:
             constant.append(str(name))
         elif spread.ndim == 0:

@@ -147,7 +147,7 @@ def test_it_is_refused_for_the_gp_and_evidential_kinds_and_resolves_by_where_it_
     assert resolved(FusionConfig(linear_pool=None)) is True
     assert resolved(FusionConfig(model="concat", linear_pool=None)) is True
     assert resolved(FusionConfig(linear_pool=None), streaming=True) is False
-    assert resolved(FusionConfig(rank_prior="ard", linear_pool=None)) is False
+    assert resolved(FusionConfig(rank_prior="ard", linear_pool=None)) is True  # NOTES.md §21
     assert resolved(FusionConfig(model="gp-mkl", linear_pool=None)) is False
     assert resolved(FusionConfig(linear_pool=False)) is False
     stored = RunConfig(fusion=FusionConfig(linear_pool=True)).to_dict()

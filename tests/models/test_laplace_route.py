@@ -20,7 +20,7 @@ def test_laplace_fit_learns_and_round_trips(tmp_path: Path) -> None:
     data = write_separable_npz(tmp_path / "sep.npz", n=300, num_classes=3)
     config = dataclasses.replace(
         small_config(str(data), epochs=40),
-        fusion=FusionConfig(rank=4, rank_prior="ard"),
+        fusion=FusionConfig(rank=4, rank_prior="ard", linear_pool=False),  # the head's own predictive, below
         bayes=BayesConfig(inference="laplace", posterior_samples=32),
         train=TrainConfig(epochs=40, batch_size=64, patience=40),
     )

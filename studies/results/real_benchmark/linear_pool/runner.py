@@ -20,8 +20,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[4]
 sys.path[:0] = [str(ROOT / "studies"), str(ROOT)]
 
@@ -30,18 +28,6 @@ import real_benchmark as rb  # noqa: E402  (a study module, found through the pa
 from probfusion import fit, load_run  # noqa: E402
 from probfusion.config import RunConfig  # noqa: E402
 from probfusion.inference.linear_pool import pool_state  # noqa: E402
-
-
-def scores(loaded, seed: int) -> dict:
-    """Accuracy, NLL and ECE-15 of the loaded run's test predictive, as ``real_benchmark`` scores it."""
-    _, _, test = loaded.splits()
-    data = loaded.tensors(test)
-    samples = loaded.metrics.get("posterior_samples", 1)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    return rb._scores(probs.numpy(), data.labels.numpy())
 
 
 def main() -> None:
@@ -67,12 +53,12 @@ def main() -> None:
                     common = {"set": name, "seed": seed, "model": model, "fit_seconds": seconds}
                     common |= {k: pool[k] for k in ("weight", "C", "temperature", "fusion_temperature")}
                     common |= {"best_epoch": run.metrics["best_epoch"], "val_n": run.metrics["val"]["n"]}
-                    pooled = scores(loaded, seed)
+                    pooled = rb.score_loaded_test_split(loaded, seed)
                     with pool_state(loaded.model, weight=0.0, temperature=pool["fusion_temperature"]):
-                        alone = scores(loaded, seed)
+                        alone = rb.score_loaded_test_split(loaded, seed)
                     tempered = pool["fusion_temperature"] is not None  # the deterministic kinds; not the Bayesian
                     with pool_state(loaded.model, weight=1.0, temperature=1.0 if tempered else None):
-                        linear = scores(loaded, seed)
+                        linear = rb.score_loaded_test_split(loaded, seed)
                     for variant, s in (("pooled", pooled), ("fusion-only", alone), ("linear-only", linear)):
                         rows.append(common | {"variant": variant} | s)
                         print(
