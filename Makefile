@@ -22,7 +22,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check --no-cache probfusion cli studies tests scripts
 
 test: lint
-	$(BIN)/python -m pytest --doctest-modules probfusion/metrics tests
+	# Two workers of one thread each: most of the suite is single-threaded Python and study start-up.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --doctest-modules probfusion/metrics tests
 
 clean:
 	rm -rf $(VENV) runs
