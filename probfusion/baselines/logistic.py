@@ -20,10 +20,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import Tensor
 
-from probfusion._shapes import Views
 from probfusion.errors import ConfigError
 
-__all__ = ["LogisticFit", "concatenated", "fit_logistic_regression"]
+__all__ = ["LogisticFit", "fit_logistic_regression"]
 
 _MAX_ITER = 2000
 # Classes absent from the training rows get this logit below the lowest bias (probability ~1e-13 of the rest):
@@ -52,11 +51,6 @@ class LogisticFit:
     def logits(self, x: Tensor) -> Tensor:
         """``(n, c)`` logits of ``(n, D)`` concatenated inputs."""
         return x @ self.weight.to(x).T + self.bias.to(x)
-
-
-def concatenated(views: Views, modalities: Sequence[str]) -> Tensor:
-    """``(n, sum_m d_m)``: the views of ``modalities``, in that order, side by side."""
-    return torch.cat([views[m] for m in modalities], dim=-1)
 
 
 def _as_tensors(model: LogisticRegression, num_classes: int) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,7 @@ from probfusion._shapes import Views
 from probfusion.config import BayesConfig, FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
+from probfusion.fusion._common import add_linear_pool, concatenated, linear_pool_active, pool_logits
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
 from probfusion.fusion.rank import read_components, summarise_rank
 from probfusion.inference.laplace import LaplaceFit, component_sites, linearised_logits, sites_from_components
@@ -104,13 +105,10 @@ class BayesianFusionClassifier(nn.Module):
             self.register_buffer("laplace_component_tril", torch.zeros(fusion.rank, block, block))
             self.register_buffer("laplace_bias_tril", torch.zeros(num_classes, num_classes))
         self.register_buffer("reference_latents", torch.zeros(len(self.modalities), REFERENCE_SIZE, jwae.latent_dim))
-        # The logistic-regression pool (FusionConfig.linear_pool), fitted after the posterior
-        # (probfusion.inference.linear_pool): every draw's logits become (1 - w) f_k + w (A x + a).
-        self.linear_pool = bool(fusion.linear_pool)
-        if self.linear_pool:
-            self.register_buffer("linear_weight", torch.zeros(num_classes, sum(input_dims.values())))
-            self.register_buffer("linear_bias", torch.zeros(num_classes))
-            self.register_buffer("pool_weight", torch.zeros(()))
+        # The logistic-regression pool, fitted after the posterior: every draw's logits become (1 - w) f_k + w g.
+        add_linear_pool(
+            self, enabled=bool(fusion.linear_pool), num_inputs=sum(input_dims.values()), num_classes=num_classes
+        )
         self.jwae.eval()
 
     def train(self, mode: bool = True) -> BayesianFusionClassifier:
@@ -228,10 +226,8 @@ class BayesianFusionClassifier(nn.Module):
                 raise ConfigError(f"num_samples must be a positive integer; got {count}.")
             # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
             logits = linearised_logits(latents, self._laplace_centre(), self._laplace_offsets(count, generator))
-        if self.linear_pool and float(self.pool_weight) > 0.0:
-            x = torch.cat([views[m] for m in self.modalities], dim=-1)
-            linear = x @ self.linear_weight.T + self.linear_bias  # (n, c), the same for every draw
-            logits = (1 - self.pool_weight) * logits + self.pool_weight * linear
+        if linear_pool_active(self):  # the regression's (n, c) logits are the same for every draw
+            logits = pool_logits(self, logits, concatenated(views, self.modalities))
         return logits
 
     def forward(self, views: Views) -> Tensor:

@@ -12,6 +12,7 @@ from probfusion._shapes import Views
 from probfusion.config import FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
+from probfusion.fusion._common import add_linear_pool, concatenated, linear_pool_active, pool_logits
 from probfusion.fusion.factory import build_fusion, build_head
 
 __all__ = ["MultimodalClassifier"]
@@ -89,13 +90,9 @@ class MultimodalClassifier(nn.Module):
             nn.init.zeros_(self.input_linear.weight)
             nn.init.zeros_(self.input_linear.bias)
         self.register_buffer("temperature", torch.ones(()))
-        # The logistic-regression pool (FusionConfig.linear_pool): buffers, not parameters, since the regression
-        # is fitted apart from the network, after it (probfusion.inference.linear_pool).
-        self.linear_pool = bool(fusion.linear_pool)
-        if self.linear_pool:
-            self.register_buffer("linear_weight", torch.zeros(num_classes, sum(input_dims.values())))
-            self.register_buffer("linear_bias", torch.zeros(num_classes))
-            self.register_buffer("pool_weight", torch.zeros(()))
+        add_linear_pool(
+            self, enabled=bool(fusion.linear_pool), num_inputs=sum(input_dims.values()), num_classes=num_classes
+        )
 
     def forward_with_latents(self, views: Views) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits and the latents they came from, so the jWAE loss reuses one encoder pass.
@@ -108,14 +105,13 @@ class MultimodalClassifier(nn.Module):
         """
         latents = self.jwae.encode(views)
         logits = self.head(self.fusion([latents[m] for m in self.modalities]))
-        pooled = self.linear_pool and float(self.pool_weight) > 0.0
+        pooled = linear_pool_active(self)
         if self.input_linear is not None or pooled:
-            x = torch.cat([views[m] for m in self.modalities], dim=-1)
+            x = concatenated(views, self.modalities)
             if self.input_linear is not None:
                 logits = logits + self.input_linear(x)
             if pooled:
-                linear = x @ self.linear_weight.T + self.linear_bias
-                logits = (1 - self.pool_weight) * logits + self.pool_weight * linear
+                logits = pool_logits(self, logits, x)
         return logits / self.temperature, latents
 
     def forward(self, views: Views) -> Tensor:

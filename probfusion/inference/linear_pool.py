@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from probfusion.config import FusionConfig
 from probfusion.errors import ConfigError
+from probfusion.fusion._common import concatenated
 from probfusion.inference.data import TensorData
 from probfusion.metrics.temperature import fit_temperature
 from probfusion.robustness.attacks import sample_logits
@@ -156,19 +157,20 @@ def fit_linear_pool(
         The pool fit, and the entries that ``metrics.json`` reports under ``linear_pool``.
     """
     # Here, not at the top: importing the baselines package loads cvxpy, which a command that never fits need not.
-    from probfusion.baselines.logistic import concatenated, fit_logistic_regression
+    from probfusion.baselines.logistic import fit_logistic_regression
 
+    x_val = concatenated(val.views, model.modalities)
     linear = fit_logistic_regression(
         concatenated(train.views, model.modalities),
         train.labels,
-        concatenated(val.views, model.modalities),
+        x_val,
         val.labels,
         num_classes=model.num_classes,
         c_grid=fusion.linear_pool_c_grid,
     )
     model.linear_weight.copy_(linear.weight)
     model.linear_bias.copy_(linear.bias)
-    linear_logits = linear.logits(concatenated(val.views, model.modalities))
+    linear_logits = linear.logits(x_val)
     fused = _fusion_logits(model, val, num_samples, seed)
     pool = fit_pool_weight(fused, linear_logits, val.labels, steps=fusion.linear_pool_steps)
     model.pool_weight.fill_(pool.weight)
