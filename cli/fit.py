@@ -158,6 +158,13 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     help="Posterior approximation of the Bayesian head; nuts is for small problems only.",
 )
 @click.option(
+    "--train-encoders/--frozen-encoders",
+    default=_BAYES.train_encoders,
+    help="svi: train the encoders with the head's variational posterior, end to end (--train-encoders), or fit the "
+    "posterior on a deterministic stage's frozen latents (--frozen-encoders) [default: end to end for svi; laplace "
+    "and nuts always use frozen latents].",
+)
+@click.option(
     "--gp-features",
     type=enum_choice(KernelFeatures),
     default=_GP.features.value,
@@ -344,6 +351,7 @@ def fit(
     ard_prior: tuple[float, float],
     posterior_samples: int,
     inference: str,
+    train_encoders: bool | None,
     gp_features: str,
     mkl_formulation: str,
     mkl_multiclass: MKLMulticlass,
@@ -426,6 +434,7 @@ def fit(
                 _BAYES,
                 posterior_samples=posterior_samples,
                 inference=InferenceKind(inference),
+                train_encoders=train_encoders,
                 prior_shape=ard_prior[0],
                 prior_rate=ard_prior[1],
             ),

@@ -54,4 +54,3 @@ def cli(verbose: int) -> None:
     handler._probfusion_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     warnings.simplefilter("always", InputDataWarning)
-

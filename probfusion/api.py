@@ -304,9 +304,9 @@ def _second_stage(
     return result.model, result.posterior_samples, result.metrics
 
 
-def _objective(config: RunConfig) -> Objective | None:
+def _objective(config: RunConfig, num_train: int) -> Objective | None:
     make = model_spec(config).objective
-    return None if make is None else make(config)
+    return None if make is None else make(config, num_train)
 
 
 def _score(model: torch.nn.Module, data: TensorData, num_samples: int, seed: int) -> dict[str, float]:
@@ -464,14 +464,15 @@ def _train_into(
         state=state,
         on_epoch_end=checkpoint,
         progress=progress,
-        objective=_objective(config),
+        objective=_objective(config, len(tensors["train"])),
     )
     final, num_samples, extra = _second_stage(config, model, tensors, num_classes)
     # The T the stored predictive divides by: a second stage (Bayesian head, GP) does not use the first's.
     temperature = result.temperature if final is model else 1.0
     pooled = {}
     if getattr(final, "linear_pool", False):  # the pool belongs to the final predictor, after any second stage
-        before = temperature if final is model else None
+        # The deterministic model's T before the pool; a Bayesian predictive (no temperature buffer) has none.
+        before = temperature if isinstance(getattr(final, "temperature", None), torch.Tensor) else None
         pooled = _fit_pool(final, tensors, config, num_samples=num_samples, fusion_temperature=before)
         temperature = pooled["linear_pool"]["temperature"]
     metrics: dict[str, Any] = {name: _score(final, data, num_samples, config.seed) for name, data in tensors.items()}

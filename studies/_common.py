@@ -8,7 +8,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from probfusion.config import BayesConfig
 from probfusion.runs import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+
+FROZEN = BayesConfig(train_encoders=False)
+"""The SVI head on a deterministic stage's frozen latents: the route the hypothesis studies were measured on,
+pinned so they rerun alike (the real-data benchmark's NOTES.md §23 made end-to-end training the SVI default)."""
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import markdown_table, mean_std_cell, output_dir, parse_args, write_results
+from _common import FROZEN, markdown_table, mean_std_cell, output_dir, parse_args, write_results
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
 from probfusion.config import BayesConfig, EvaluationConfig, SyntheticConfig
@@ -65,11 +65,11 @@ NAN = float("nan")
 
 def _config(data: str, model: Model, seed: int, smoke: bool) -> RunConfig:
     if not smoke:
-        return RunConfig(data=DataConfig(name=data), fusion=model.fusion, seed=seed, device="cpu")
+        return RunConfig(data=DataConfig(name=data), fusion=model.fusion, bayes=FROZEN, seed=seed, device="cpu")
     # Smoke: a small synthetic set (no bundled data read), two epochs, a short SVI.
     tiny = DataConfig(name="synthetic", synthetic=SyntheticConfig(num_samples=240, num_classes=3))
     config = RunConfig(data=tiny, fusion=model.fusion, train=TrainConfig(epochs=2), seed=seed, device="cpu")
-    return dataclasses.replace(config, bayes=BayesConfig(svi_steps=20, posterior_samples=4))
+    return dataclasses.replace(config, bayes=BayesConfig(svi_steps=20, posterior_samples=4, train_encoders=False))
 
 
 def run_model(data: str, model: Model, seed: int, root: Path, smoke: bool) -> tuple[list[dict], dict]:

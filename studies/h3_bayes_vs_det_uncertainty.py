@@ -35,7 +35,16 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from _common import markdown_table, mean_std, output_dir, paired_difference, parse_args, write_figure, write_results
+from _common import (
+    FROZEN,
+    markdown_table,
+    mean_std,
+    output_dir,
+    paired_difference,
+    parse_args,
+    write_figure,
+    write_results,
+)
 from matplotlib.figure import Figure
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
@@ -61,7 +70,7 @@ def run_one(model: str, split: str, seed: int, scratch: Path, smoke: bool) -> di
         data=DataConfig(name="av-digits", split=split),
         fusion=fusion,
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
-        bayes=BayesConfig(svi_steps=40, posterior_samples=8) if smoke else BayesConfig(),
+        bayes=BayesConfig(svi_steps=40, posterior_samples=8, train_encoders=False) if smoke else FROZEN,
         seed=seed,
         device="cpu",
     )

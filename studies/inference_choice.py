@@ -31,8 +31,8 @@ from probfusion.config import BayesConfig, DataConfig, FusionConfig, RunConfig, 
 from probfusion.diagnostics import variational_pareto_k
 
 CANDIDATES = {  # label: BayesConfig fields
-    "svi mean-field": {"inference": "svi", "guide": "mean-field"},
-    "svi low-rank": {"inference": "svi", "guide": "low-rank"},
+    "svi mean-field": {"inference": "svi", "guide": "mean-field", "train_encoders": False},
+    "svi low-rank": {"inference": "svi", "guide": "low-rank", "train_encoders": False},
     "laplace": {"inference": "laplace"},
 }
 

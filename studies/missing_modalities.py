@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table, mean_std, output_dir, parse_args, write_results
+from _common import FROZEN, markdown_table, mean_std, output_dir, parse_args, write_results
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
 from probfusion.data.features import check_features
@@ -34,7 +34,7 @@ SETS = ("av-digits", "mfeat")
 
 
 def _one(data: str, label: str, fusion: FusionConfig, seed: int, root: Path, smoke: bool) -> list[dict]:
-    config = RunConfig(data=DataConfig(name=data), fusion=fusion, seed=seed, device="cpu")
+    config = RunConfig(data=DataConfig(name=data), fusion=fusion, bayes=FROZEN, seed=seed, device="cpu")
     if smoke:
         config = dataclasses.replace(
             config, train=TrainConfig(epochs=1), bayes=dataclasses.replace(config.bayes, svi_steps=5)

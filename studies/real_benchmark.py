@@ -131,6 +131,10 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
         c, fusion=FusionConfig(rank_prior="ard", linear_pool=False), bayes=BayesConfig(inference="laplace")
     ),
     "concat-no-pool": lambda c: replace(c, fusion=CONCAT_NO_POOL),
+    # The SVI head trained end to end with the encoders (BayesConfig.train_encoders; NOTES.md §23).
+    "lmf-ard-end-to-end": lambda c: replace(
+        c, fusion=FusionConfig(rank_prior="ard"), bayes=BayesConfig(train_encoders=True)
+    ),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
     "gp-mkl": lambda c: replace(c, fusion=FusionConfig(model="gp-mkl")),
@@ -153,6 +157,7 @@ ABLATIONS = (
     "concat-no-pool",
     "lmf-ard-no-pool",
     "lmf-ard-laplace-no-pool",
+    "lmf-ard-end-to-end",
 )
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 

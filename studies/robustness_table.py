@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import markdown_table, mean_std, output_dir, parse_args, write_results
+from _common import FROZEN, markdown_table, mean_std, output_dir, parse_args, write_results
 
 from probfusion import DataConfig, FusionConfig, RunConfig, TrainConfig, fit, load_run
 from probfusion.config import BayesConfig, EvaluationConfig
@@ -61,7 +61,7 @@ def run_model(spec: ModelSpec, seed: int, scratch: Path, smoke: bool) -> tuple[l
         data=DataConfig(name="av-digits"),
         fusion=spec.fusion,
         train=TrainConfig(epochs=2) if smoke else TrainConfig(),
-        bayes=BayesConfig(svi_steps=40, posterior_samples=8) if smoke else BayesConfig(),
+        bayes=BayesConfig(svi_steps=40, posterior_samples=8, train_encoders=False) if smoke else FROZEN,
         seed=seed,
         device="cpu",
     )

@@ -55,6 +55,8 @@ class BayesianFusionClassifier(nn.Module):
         fusion: ``fusion.rank`` is the maximum rank r.
         bayes: Inference route, prior hyperparameters and read-out settings.
         rank_prior: ``ard`` or ``gaussian``.
+        train_encoders: Leave the encoders trainable (SVI with ``bayes.train_encoders``: the model is then its own
+            first stage, trained end to end on the ELBO; :meth:`freeze_encoders` ends that). ``False`` freezes them.
 
     Example:
         >>> from probfusion.config import BayesConfig, FusionConfig, JWAEConfig
@@ -74,10 +76,12 @@ class BayesianFusionClassifier(nn.Module):
         fusion: FusionConfig,
         bayes: BayesConfig,
         rank_prior: RankPrior | str,
+        train_encoders: bool = False,
     ) -> None:
         super().__init__()
         self.jwae = JointWAE(input_dims=input_dims, config=jwae)
-        self.jwae.requires_grad_(False)
+        self.train_encoders = bool(train_encoders)
+        self.jwae.requires_grad_(self.train_encoders)
         self.modalities: tuple[str, ...] = self.jwae.modalities
         self.num_classes = num_classes
         self.bayes = bayes
@@ -112,10 +116,33 @@ class BayesianFusionClassifier(nn.Module):
         self.jwae.eval()
 
     def train(self, mode: bool = True) -> BayesianFusionClassifier:
-        """Set training mode; the frozen encoders always stay in eval mode (no dropout at prediction)."""
+        """Set training mode; frozen encoders always stay in eval mode (no dropout at prediction)."""
         super().train(mode)
-        self.jwae.eval()
+        if not self.train_encoders:
+            self.jwae.eval()
         return self
+
+    def freeze_encoders(self) -> None:
+        """End end-to-end training: the encoders become fixed point estimates, in eval mode."""
+        self.train_encoders = False
+        self.jwae.requires_grad_(False)
+        self.jwae.eval()
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser groups for end-to-end training.
+
+        The encoders take the trainer's settings; the guide SVI's learning rate and no weight decay (its prior is
+        in the ELBO, so decay would count it twice).
+        """
+        guide = [] if self.guide is None else list(self.guide.parameters())
+        own = {id(p) for p in guide}
+        rest = [p for p in self.parameters() if id(p) not in own]
+        return [{"params": rest}, {"params": guide, "lr": self.bayes.learning_rate, "weight_decay": 0.0}]
+
+    @property
+    def validation_samples(self) -> int:
+        """Draws of the posterior predictive that early stopping scores the validation rows with."""
+        return int(self.bayes.posterior_samples)
 
     def store_draws(self, draws: Mapping[str, Tensor]) -> None:
         """Keep NUTS draws ``{site: (chain * draw, *shape)}`` as the posterior (NUTS route only)."""

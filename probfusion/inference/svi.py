@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import torch
 from pyro.infer import Trace_ELBO
-from torch import Tensor
+from torch import Tensor, nn
 
+from probfusion._shapes import Views
 from probfusion.config import BayesConfig, FusionConfig
+from probfusion.encoders.jwae import JWAELoss
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE, BayesianFusionClassifier
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide
@@ -39,9 +41,19 @@ from probfusion.inference.data import TensorData
 from probfusion.inference.laplace import PRIOR_SCALES, fit_laplace
 from probfusion.inference.mcmc import run_nuts_head
 from probfusion.inference.predictive import score_classifier
+from probfusion.inference.training import Objective
 from probfusion.options import InferenceKind, RankPrior, parse_option
 
-__all__ = ["BayesianFit", "SVIResult", "fit_bayesian_head", "fit_svi", "realign_guide"]
+__all__ = [
+    "BayesianFit",
+    "SVIResult",
+    "elbo_objective",
+    "finish_end_to_end",
+    "fit_bayesian_head",
+    "fit_svi",
+    "realign_guide",
+    "store_reference_latents",
+]
 
 
 @dataclass(frozen=True)
@@ -252,6 +264,73 @@ def seed_form_start(classifier: MultimodalClassifier, head: BayesianLowRankFusio
     return sites
 
 
+@torch.no_grad()
+def store_reference_latents(model: BayesianFusionClassifier, train: TensorData, seed: int) -> list[Tensor]:
+    """Encode the training rows and keep ``REFERENCE_SIZE`` of them (seeded) for the rank read-out.
+
+    Returns:
+        The M frozen latents `(N, d_m)` of every training row.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    encoded = model.jwae.encode(train.views)
+    latents = [encoded[m].detach() for m in model.modalities]
+    total = latents[0].shape[0]
+    rows = torch.randperm(total, generator=generator) if total >= REFERENCE_SIZE else None
+    if rows is None:
+        rows = torch.randint(total, (REFERENCE_SIZE,), generator=generator)
+    model.reference_latents.copy_(torch.stack([z[rows[:REFERENCE_SIZE].to(z.device)] for z in latents]))
+    return latents
+
+
+def elbo_objective(num_train: int) -> Objective:
+    """The first-stage loss of a Bayesian head trained end to end (``BayesConfig.train_encoders``).
+
+    The negative ELBO of the minibatch at full-data scale (Pyro's one-particle ``Trace_ELBO``; the head's plate
+    scales the likelihood by N / n), divided by N: the mean cross-entropy under a draw of q plus KL(q || p) / N,
+    on the same scale as the deterministic stage's cross-entropy, beside which the jWAE loss is added.
+
+    Args:
+        num_train: Training rows N.
+    """
+    loss_fn = Trace_ELBO().differentiable_loss
+
+    def objective(
+        model: nn.Module, views: Views, labels: Tensor, *, epoch: int, generator: torch.Generator
+    ) -> tuple[Tensor, JWAELoss]:
+        if not isinstance(model, BayesianFusionClassifier) or model.guide is None:
+            raise TypeError(f"The ELBO objective needs a BayesianFusionClassifier with a guide; got {type(model)}.")
+        encoded = model.jwae.encode(views)
+        latents = [encoded[m] for m in model.modalities]
+        loss = loss_fn(model.head, model.guide, latents, labels, total_size=num_train) / num_train
+        return loss, model.jwae.loss(views, encoded, generator=generator)
+
+    return objective
+
+
+def finish_end_to_end(
+    model: BayesianFusionClassifier, train: TensorData, val: TensorData, *, bayes: BayesConfig, seed: int
+) -> BayesianFit:
+    """Freeze a Bayesian classifier trained end to end (its guide is the posterior) and score it on ``val``.
+
+    Args:
+        model: Trained under :func:`elbo_objective` by ``train_classifier`` (early stopped).
+        train: Training tensors, for the rank read-out's reference latents.
+        val: Validation tensors, only scored.
+        bayes: Read-out settings.
+        seed: Seed of the reference rows and of the validation draws.
+    """
+    started = time.perf_counter()
+    model.freeze_encoders()
+    store_reference_latents(model, train, seed)
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        scores = score_classifier(model, val, num_samples=bayes.posterior_samples)
+    return BayesianFit(
+        model=model, elbo=[], realignments=[], divergences=[], val=scores, seconds=time.perf_counter() - started
+    )
+
+
 def fit_bayesian_head(
     classifier: MultimodalClassifier,
     train: TensorData,
@@ -302,15 +381,7 @@ def fit_bayesian_head(
         rank_prior=rank_prior,
     ).to(train.labels.device)
     model.jwae.load_state_dict(classifier.jwae.state_dict())
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        encoded = model.jwae.encode(train.views)
-        latents = [encoded[m].detach() for m in model.modalities]
-        total = latents[0].shape[0]
-        rows = torch.randperm(total, generator=generator) if total >= REFERENCE_SIZE else None
-        if rows is None:
-            rows = torch.randint(total, (REFERENCE_SIZE,), generator=generator)
-        model.reference_latents.copy_(torch.stack([z[rows[:REFERENCE_SIZE].to(z.device)] for z in latents]))
+    latents = store_reference_latents(model, train, seed)
     start = seed_form_start(classifier, model.head)
     elbo: list[float] = []
     realignments: list[tuple[int, int, float]] = []

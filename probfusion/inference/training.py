@@ -145,8 +145,12 @@ def cross_entropy_objective(
 
 
 def _validation_scores(model: nn.Module, val: TensorData) -> dict[str, float]:
-    """Accuracy, NLL, and the NLL at the fitted temperature (>= 1) of the mean predictive on ``val``."""
-    probs = predict_probabilities(model, val).mean(dim=0)  # type: ignore[arg-type]
+    """Accuracy, NLL, and the NLL at the fitted temperature (>= 1) of the mean predictive on ``val``.
+
+    A stochastic model (a Bayesian head trained end to end) is scored with its ``validation_samples`` draws.
+    """
+    samples = int(getattr(model, "validation_samples", 1))
+    probs = predict_probabilities(model, val, num_samples=samples).mean(dim=0)  # type: ignore[arg-type]
     fit = fit_temperature(probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), val.labels)
     return {
         "val_accuracy": accuracy(probs, val.labels),
@@ -201,7 +205,9 @@ def train_classifier(
         )
     state = state or TrainingState()
     objective = objective or cross_entropy_objective
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    # A model may split its parameters into optimiser groups (a variational guide keeps its own learning rate).
+    groups = model.parameter_groups() if hasattr(model, "parameter_groups") else model.parameters()
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     if state.optimizer_state is not None:
         optimizer.load_state_dict(state.optimizer_state)
     device = train.labels.device
@@ -241,10 +247,14 @@ def train_classifier(
                 ):
                     sums[key] += float(value.detach())
                 batches += 1
+        # A stochastic predictive draws from the global RNG: fork and seed it, so a resumed run scores alike.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(_epoch_seed(seed, epoch) + 1)
+            scores = _validation_scores(model, val)
         record = EpochRecord(
             epoch=epoch,
             **{key: value / batches for key, value in sums.items()},
-            **_validation_scores(model, val),
+            **scores,
             seconds=time.perf_counter() - tick,
         )
         state.history.append(record)

@@ -39,8 +39,8 @@ def _builder(kind: FusionKind) -> Callable[[RunConfig, Mapping[str, int], int], 
     return build
 
 
-def _objective(kind: FusionKind) -> Callable[[RunConfig], Objective]:
-    def make(config: RunConfig) -> Objective:
+def _objective(kind: FusionKind) -> Callable[[RunConfig, int], Objective]:
+    def make(config: RunConfig, num_train: int) -> Objective:  # the evidential losses are batch means already
         settings = config.evidential
         annealing = settings.annealing_for(kind)
 

@@ -4,6 +4,10 @@ Stage one trains the encoders and a deterministic head under cross-entropy plus 
 and NUTS, the seed-form LMF itself (:class:`SeedFormFusion` then a linear map: the Bayesian head at one parameter
 set) for Laplace, whose posterior is centred at those weights. Stage two freezes the encoders and fits the
 posterior of the seed-form head (:func:`~probfusion.inference.svi.fit_bayesian_head`).
+
+With ``bayes.train_encoders`` (the SVI default) there is one stage: the Bayesian classifier itself, its encoders
+and guide trained together on the ELBO plus the jWAE loss and early stopped on the predictive's validation NLL
+(:func:`~probfusion.inference.svi.elbo_objective`); the second stage only freezes and scores it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from probfusion.fusion.classifier import MultimodalClassifier
 from probfusion.fusion.heads import ClassifierHead
 from probfusion.fusion.seed_lmf import SeedFormFusion
 from probfusion.inference.data import TensorData
-from probfusion.inference.svi import fit_bayesian_head
+from probfusion.inference.svi import elbo_objective, finish_end_to_end, fit_bayesian_head
+from probfusion.inference.training import Objective, cross_entropy_objective
 from probfusion.models._deterministic import build_classifier
 from probfusion.models.registry import BAYES_LMF, ModelSpec, StageResult
 from probfusion.options import HeadKind, InferenceKind, RankPrior
@@ -28,12 +33,32 @@ from probfusion.seeding import make_generator
 __all__ = ["SPEC"]
 
 
-def _build(config: RunConfig, dims: Mapping[str, int], num_classes: int) -> MultimodalClassifier:
+def _end_to_end(config: RunConfig) -> bool:
+    return config.bayes.end_to_end
+
+
+def _build(
+    config: RunConfig, dims: Mapping[str, int], num_classes: int
+) -> MultimodalClassifier | BayesianFusionClassifier:
     """Stage one: the encoders with the seed-form head (Laplace) or with Liu's LMF (SVI, NUTS, as before).
 
     The seed-form head is r components then a linear map to the c logits; its weights become the posterior's mean.
     The logistic-regression pool (``fusion.linear_pool``) belongs to the final, Bayesian model, not to this stage.
+    End to end (``bayes.train_encoders``): the Bayesian classifier, trainable encoders, the guide at its own start.
     """
+    if _end_to_end(config):  # this model is the final one, so it keeps the pool's buffers
+        model = BayesianFusionClassifier(
+            input_dims=dims,
+            num_classes=num_classes,
+            jwae=config.jwae,
+            fusion=config.fusion,
+            bayes=config.bayes,
+            rank_prior=config.fusion.rank_prior,
+            train_encoders=True,
+        )
+        if model.guide is not None:  # the SVI route always builds one
+            model.guide.initialise(generator=make_generator(config.seed))
+        return model
     config = dataclasses.replace(config, fusion=dataclasses.replace(config.fusion, linear_pool=False))
     if config.bayes.inference is not InferenceKind.LAPLACE:
         return build_classifier(config, dims, num_classes)
@@ -57,18 +82,25 @@ def _load(config: RunConfig, dims: Mapping[str, int], num_classes: int, num_trai
     )
 
 
+def _objective(config: RunConfig, num_train: int) -> Objective:
+    return elbo_objective(num_train) if _end_to_end(config) else cross_entropy_objective
+
+
 def _posterior(config: RunConfig, model: nn.Module, tensors: Mapping[str, TensorData], num_classes: int) -> StageResult:
-    if not isinstance(model, MultimodalClassifier):  # the registry pairs this stage with build_classifier
+    if isinstance(model, BayesianFusionClassifier) and _end_to_end(config):
+        bayes = finish_end_to_end(model, tensors["train"], tensors["val"], bayes=config.bayes, seed=config.seed)
+    elif not isinstance(model, MultimodalClassifier):  # the registry pairs this stage with build_classifier
         raise TypeError(f"bayes-lmf's second stage needs a MultimodalClassifier; got {type(model).__name__}.")
-    bayes = fit_bayesian_head(
-        model,
-        tensors["train"],
-        tensors["val"],
-        fusion=config.fusion,
-        bayes=config.bayes,
-        rank_prior=config.fusion.rank_prior,
-        seed=config.seed,
-    )
+    else:
+        bayes = fit_bayesian_head(
+            model,
+            tensors["train"],
+            tensors["val"],
+            fusion=config.fusion,
+            bayes=config.bayes,
+            rank_prior=config.fusion.rank_prior,
+            seed=config.seed,
+        )
     nuts = config.bayes.inference is InferenceKind.NUTS
     summary = bayes.model.rank_summary(config.bayes.posterior_samples, make_generator(config.seed))
     extra = {
@@ -94,4 +126,5 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     second_stage=_posterior,
+    objective=_objective,
 )

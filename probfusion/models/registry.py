@@ -72,7 +72,8 @@ class ModelSpec:
         load: ``(config, {m: d_m}, c, n_train) -> module``: an empty final model for ``load_state_dict``.
         second_stage: ``(config, trained first stage, {split: TensorData}, c) -> StageResult``, or ``None``
             when the first stage is the final model.
-        objective: ``config -> Objective`` for the first stage; ``None`` is cross-entropy plus the jWAE loss.
+        objective: ``(config, n_train) -> Objective`` for the first stage (n_train: training rows, which an ELBO
+            per row divides by); ``None`` is cross-entropy plus the jWAE loss.
     """
 
     name: str
@@ -80,7 +81,7 @@ class ModelSpec:
     build: Builder
     load: Loader
     second_stage: SecondStage | None = None
-    objective: Callable[[RunConfig], Objective] | None = None
+    objective: Callable[[RunConfig, int], Objective] | None = None
 
 
 def seeded(builder: Builder) -> Loader:
