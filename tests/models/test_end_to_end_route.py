@@ -1,0 +1,105 @@
+"""The SVI head trained end to end with its encoders (``BayesConfig.train_encoders``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from probfusion import fit, load_run
+from probfusion.config import BayesConfig, FusionConfig, JWAEConfig, TrainConfig
+from probfusion.errors import ConfigError
+from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
+from probfusion.inference.data import TensorData
+from probfusion.inference.svi import elbo_objective
+from probfusion.inference.training import train_classifier
+from tests.helpers import small_config, write_separable_npz
+
+
+def test_train_encoders_is_refused_off_the_svi_route() -> None:
+    with pytest.raises(ConfigError, match="train_encoders applies to inference 'svi' only"):
+        BayesConfig(inference="laplace", train_encoders=True)
+    with pytest.raises(ConfigError, match="true, false or None"):
+        BayesConfig(train_encoders="yes")  # type: ignore[arg-type]
+
+
+def test_end_to_end_fit_learns_moves_its_encoders_and_round_trips(tmp_path: Path) -> None:
+    data = write_separable_npz(tmp_path / "sep.npz", n=300, num_classes=3)
+    config = dataclasses.replace(
+        small_config(str(data), epochs=30),
+        fusion=FusionConfig(rank=4, rank_prior="ard", linear_pool=False),  # the head's own predictive
+        bayes=BayesConfig(train_encoders=True, posterior_samples=16),
+        train=TrainConfig(epochs=30, batch_size=64, patience=30),
+    )
+    run = fit(config, tmp_path / "run")
+    metrics = run.metrics
+    assert metrics["test"]["accuracy"] > 0.75  # three classes: chance is 1/3
+    assert metrics["elbo_final"] is None  # no separate SVI stage ran
+    assert 0 <= metrics["effective_rank"] <= 4
+    loaded = load_run(run.path)
+    model = loaded.model
+    assert isinstance(model, BayesianFusionClassifier)
+    assert not any(p.requires_grad for p in model.jwae.parameters())  # frozen after training
+    _, _, test = loaded.splits()
+    views = loaded.tensors(test).views
+    first = model.predictive_logits(views, 8, generator=torch.Generator().manual_seed(0))
+    again = model.predictive_logits(views, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(first, again)
+
+
+def _tiny(n: int = 120, seed: int = 0) -> TensorData:
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g)
+    labels = ((a[:, 0] * b[:, 0]) > 0).long()  # a multiplicative interaction: the head must fuse
+    return TensorData({"a": a, "b": b}, labels)
+
+
+def test_the_elbo_objective_trains_encoders_and_guide_and_its_loss_falls() -> None:
+    train, val = _tiny(160, 0), _tiny(80, 1)
+    torch.manual_seed(0)
+    model = BayesianFusionClassifier(
+        input_dims={"a": 4, "b": 3},
+        num_classes=2,
+        jwae=JWAEConfig(latent_dim=4, hidden_dim=16),
+        fusion=FusionConfig(rank=4, rank_prior="ard", linear_pool=False),
+        bayes=BayesConfig(train_encoders=True, posterior_samples=8, learning_rate=0.02),
+        rank_prior="ard",
+        train_encoders=True,
+    )
+    assert model.guide is not None
+    model.guide.initialise(generator=torch.Generator().manual_seed(0))
+    encoder_before = [p.detach().clone() for p in model.jwae.parameters()]
+    scale_before = model.guide.scale().detach().clone()
+    groups = model.parameter_groups()
+    assert groups[1]["weight_decay"] == 0.0  # the guide: no decay (its prior is in the ELBO) ...
+    assert groups[1]["lr"] == 0.02  # ... and SVI's learning rate
+    result = train_classifier(
+        model,
+        train,
+        val,
+        TrainConfig(epochs=60, batch_size=32, patience=60, weight_decay=1e-3),
+        seed=0,
+        objective=elbo_objective(len(train)),
+    )
+    losses = [r.cross_entropy for r in result.history]
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5  # the per-row negative ELBO falls
+    assert result.history[result.best_epoch - 1].val_accuracy > 0.7  # chance is 1/2
+    assert any((p - q).abs().max() > 1e-3 for p, q in zip(model.jwae.parameters(), encoder_before, strict=True))
+    assert (model.guide.scale() - scale_before).abs().max() > 1e-3  # the posterior's spread is fitted too
+
+
+def test_end_to_end_validation_scores_reproduce_whatever_the_global_rng(tmp_path: Path) -> None:
+    data = write_separable_npz(tmp_path / "sep.npz", n=160, num_classes=2)
+    config = dataclasses.replace(
+        small_config(str(data), epochs=3),
+        fusion=FusionConfig(rank=3, rank_prior="ard", linear_pool=False),
+        bayes=BayesConfig(train_encoders=True, posterior_samples=8),
+    )
+    torch.manual_seed(1)
+    first = fit(config, tmp_path / "a").metrics
+    torch.manual_seed(2)
+    second = fit(config, tmp_path / "b").metrics
+    assert first["val"] == second["val"]
+    assert first["test"] == second["test"]
