@@ -485,9 +485,9 @@ class BayesConfig(_JSONConfig):
         train_encoders: SVI: train the encoders together with the guide (the ELBO per training row plus the jWAE
             loss, Adam, early stopping on the posterior predictive's validation NLL) instead of fitting the guide on
             a deterministic stage's frozen latents, which fit the training rows better than new rows (the posterior
-            given them inherits that). ``None``: on for SVI. NOTES.md §23's rule adopts it (head alone +2.9 points,
-            test NLL 0.54 -> 0.37 over six real sets); the default stays ``False`` until the suite has run with
-            it on. ``True`` off SVI is an error.
+            given them inherits that). ``None`` (the default): on for SVI, off for Laplace and NUTS. NOTES.md §23's
+            rule adopted it (head alone +2.9 points, test NLL 0.54 -> 0.37 over six real sets). ``True`` off SVI
+            is an error.
             Runs stored before this field used frozen latents.
     """
 
@@ -514,7 +514,7 @@ class BayesConfig(_JSONConfig):
     realign_every: int = 0
     activity_threshold: float = 0.005
     laplace_rounds: int = 50
-    train_encoders: bool | None = False
+    train_encoders: bool | None = None
 
     @property
     def end_to_end(self) -> bool:

@@ -131,9 +131,13 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
         c, fusion=FusionConfig(rank_prior="ard", linear_pool=False), bayes=BayesConfig(inference="laplace")
     ),
     "concat-no-pool": lambda c: replace(c, fusion=CONCAT_NO_POOL),
-    # The SVI head trained end to end with the encoders (BayesConfig.train_encoders; NOTES.md §23).
-    "lmf-ard-end-to-end": lambda c: replace(
-        c, fusion=FusionConfig(rank_prior="ard"), bayes=BayesConfig(train_encoders=True)
+    # The SVI head on a deterministic stage's frozen latents: the ARD default before NOTES.md §23 (lmf-ard now
+    # trains the head end to end with its encoders, BayesConfig.train_encoders).
+    "lmf-ard-frozen": lambda c: replace(
+        c, fusion=FusionConfig(rank_prior="ard"), bayes=BayesConfig(train_encoders=False)
+    ),
+    "lmf-ard-frozen-no-pool": lambda c: replace(
+        c, fusion=FusionConfig(rank_prior="ard", linear_pool=False), bayes=BayesConfig(train_encoders=False)
     ),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
@@ -157,7 +161,8 @@ ABLATIONS = (
     "concat-no-pool",
     "lmf-ard-no-pool",
     "lmf-ard-laplace-no-pool",
-    "lmf-ard-end-to-end",
+    "lmf-ard-frozen",
+    "lmf-ard-frozen-no-pool",
 )
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 
@@ -426,6 +431,8 @@ PIVOT = (
     "lmf-raw-nll",
     "lmf-ard",
     "lmf-ard-no-pool",
+    "lmf-ard-frozen",
+    "lmf-ard-frozen-no-pool",
     "lmf-ard-laplace",
     "lmf-ard-laplace-no-pool",
     "concat",

@@ -5,7 +5,8 @@ Usage, from the repository root::
     python studies/results/real_benchmark/linear_pool/runner.py SETS SEEDS MODELS OUT.json
 
 for example ``scene15,cub 0,1,2 lmf,concat rows.json`` (§20) or
-``... lmf-ard,lmf-ard-laplace ...`` (§21). Sets, models, splits and scoring are those of
+``... lmf-ard,lmf-ard-laplace ...`` (§21), ``... lmf-ard-end-to-end ...`` (§23: that arm, ``BayesConfig(train_encoders
+=True)``, is now the default ``lmf-ard``, which reruns it). Sets, models, splits and scoring are those of
 ``studies/real_benchmark.py``; each fit sets ``FusionConfig.linear_pool = True`` and gives two rows from the same
 trained weights: ``variant`` ``pooled`` (the stored predictive) and ``fusion-only`` (pool weight 0, the fusion
 model's own temperature), plus the pool's ``w``, ``C`` and ``T``. Rows already in OUT are kept.
