@@ -30,8 +30,9 @@ from probfusion.options import (
     RankPrior,
     SplitKind,
     TuneSelection,
+    parse_option,
 )
-from probfusion.tuning import SearchSpace, TuneConfig, TuneProgress, default_study_dir
+from probfusion.tuning import ChoiceDimension, SearchSpace, TuneConfig, TuneProgress, default_study_dir
 from probfusion.tuning import tune as tune_study
 
 _TUNE = TuneConfig()
@@ -112,7 +113,8 @@ def _space_help() -> str:
     space = SearchSpace()
     drawn = [name for name in SearchSpace.TARGETS if getattr(space, name) is not None]
     return "; ".join(f"{name} {getattr(space, name).describe()}" for name in drawn) + (
-        "; trial 0 fits the defaults, nothing drawn"
+        "; trial 0 fits the defaults, nothing drawn (and, when the model is drawn, one trial fits each other "
+        "kind's defaults)"
     )
 
 
@@ -145,12 +147,21 @@ def _space_help() -> str:
     help="Name of the study in the storage; the same on every machine [default: the --out folder's name].",
 )
 @click.option(
+    "--models",
+    "search_models",
+    default=",".join(_TUNE.space.model.choices) if _TUNE.space.model is not None else "none",
+    show_default=True,
+    help="Fusion kinds the search may switch between (comma-separated), each with a baseline trial of its "
+    "defaults; drawn only when --model is one of them and has no rank prior. 'none' (or one kind) keeps --model.",
+)
+@click.option(
     "--selection",
     type=click.Choice([k.value for k in TuneSelection]),
     default=_TUNE.selection.value,
     show_default=True,
-    help="Which trial becomes <out>/best: 'guarded' keeps trial 0 (the defaults) unless the lowest validation "
-    "NLL beats it by more than --guard-z paired standard errors; 'lowest' takes the lowest.",
+    help="Which trial becomes <out>/best: 'guarded' keeps the baseline (trial 0, the defaults, or with --models the "
+    "kinds' baseline of lower validation NLL) unless the lowest validation NLL beats it by more than --guard-z "
+    "paired standard errors; 'lowest' takes the lowest.",
 )
 @click.option(
     "--guard-z",
@@ -172,15 +183,21 @@ def _space_help() -> str:
 def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options arrive by their click names
     """Search hyperparameters on validation NLL (Optuna TPE, median pruning); prints the study folder's path.
 
-    Trial 0 fits the given options as they are (the defaults); each later trial fits a run with drawn rank,
-    latent and hidden width, prior-penalty weight, learning rate, weight decay, dropout, training length in
-    optimizer steps and the input skip; the test split is never scored during the search. The best trial's run
+    Trial 0 fits the given options as they are (the defaults), and trial 1 the same with the other fusion kind of
+    --models (lmf or concat); each later trial fits a run with a drawn fusion kind, rank, latent and hidden width,
+    prior-penalty weight, learning rate, weight decay, dropout, training length in optimizer steps and the input
+    skip; the test split is never scored during the search. The best trial's run
     is copied to <out>/best (usable by `probfusion evaluate`); trials.csv, study.json and
     optimization_history.png sit beside it.
     """
     p = dict(params)
     config = _base_config(p)
+    kinds = [k.strip() for k in str(p["search_models"]).split(",") if k.strip() and k.strip() != "none"]
+    for kind in kinds:  # an unknown kind is an error even alone
+        parse_option(kind, FusionKind, name="--models kind")
+    space = dataclasses.replace(_TUNE.space, model=ChoiceDimension(tuple(kinds)) if len(set(kinds)) > 1 else None)
     settings = TuneConfig(
+        space=space,
         trials=p["trials"],
         workers=p["workers"],
         storage=p["storage"],

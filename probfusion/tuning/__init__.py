@@ -6,9 +6,18 @@ workers, storage, sampler and pruner; :func:`tune` runs the study and writes its
 """
 
 from probfusion.tuning.search import TuneProgress, TuneResult, default_study_dir, tune
-from probfusion.tuning.space import FloatDimension, IntDimension, SearchSpace, TuneConfig
+from probfusion.tuning.space import (
+    BoolDimension,
+    ChoiceDimension,
+    FloatDimension,
+    IntDimension,
+    SearchSpace,
+    TuneConfig,
+)
 
 __all__ = [
+    "BoolDimension",
+    "ChoiceDimension",
     "FloatDimension",
     "IntDimension",
     "SearchSpace",

@@ -1,7 +1,7 @@
 """What a study leaves in its folder: ``trials.csv``, ``study.json``, the history figure and ``best/``.
 
 ``best/`` is a copy of the chosen trial's run folder (:mod:`probfusion.tuning.selection`: by default the lowest
-validation NLL unless it is within the guard's margin of the baseline trial, the base config), so its metrics are
+validation NLL unless it is within the guard's margin of the best baseline trial), so its metrics are
 exactly the ones the study scored. When the chosen trial ran on another machine (a shared ``--storage``), its
 folder is not here and ``best/`` is fitted again from its params, with the same seed (equal metrics on the same
 kind of device).
@@ -23,7 +23,7 @@ from probfusion.config import RunConfig
 from probfusion.errors import ProbfusionError
 from probfusion.runs.atomic import atomic_write_bytes, atomic_write_csv, atomic_write_json, staged_dir
 from probfusion.runs.run_dir import RunDirectory
-from probfusion.tuning.selection import Selection, select_trial
+from probfusion.tuning.selection import Selection, baseline_params, is_baseline, select_trial
 from probfusion.tuning.space import SearchSpace, TuneConfig
 from probfusion.tuning.study import StudyFolder, redact
 
@@ -36,6 +36,11 @@ def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
     """The complete trial with the lowest value (the earliest on a tie); ``None`` when none completed."""
     complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
     return min(complete, key=lambda t: (t.value, t.number)) if complete else None
+
+
+def trial_params(trial: FrozenTrial) -> dict[str, Any]:
+    """What ``trial`` fitted besides the base config: its drawn params, or what a baseline fixes (``{}``)."""
+    return {**baseline_params(trial), **trial.params}
 
 
 def _seconds(trial: FrozenTrial) -> float | None:
@@ -54,7 +59,8 @@ def trial_rows(trials: list[FrozenTrial], space: SearchSpace) -> list[dict[str, 
             "seconds": _seconds(t),
             "note": t.user_attrs.get("note", ""),
         }
-        row.update({f"params_{name}": t.params.get(name) for name in names})
+        params = trial_params(t)
+        row.update({f"params_{name}": params.get(name) for name in names})
         rows.append(row)
     return rows
 
@@ -75,7 +81,12 @@ def summary(
     lowest = best_trial(trials)
     best = selection.trial if selection is not None else lowest
     counts = Counter(t.state.name for t in trials)
-    rule = {"rule": settings.selection.value, "guard_z": settings.guard_z, "baseline_trial": settings.baseline_trial}
+    rule = {
+        "rule": settings.selection.value,
+        "guard_z": settings.guard_z,
+        "baseline_trial": settings.baseline_trial,
+        "baseline_trials": [t.number for t in trials if is_baseline(t) and t.state is TrialState.COMPLETE],
+    }
     if selection is not None:
         rule.update(margin_se=selection.margin_se, reason=selection.reason)
     return {
@@ -86,7 +97,7 @@ def summary(
         "n_trials": {state.name: counts.get(state.name, 0) for state in TrialState},
         "best_trial": None if best is None else best.number,
         "best_value": None if best is None else best.value,
-        "best_params": {} if best is None else dict(best.params),
+        "best_params": {} if best is None else trial_params(best),
         "best_run": None if best_run is None else StudyFolder.BEST,
         "lowest_trial": None if lowest is None else lowest.number,
         "lowest_value": None if lowest is None else lowest.value,
@@ -116,7 +127,7 @@ def _write_best(
     target = folder.file(folder.BEST)
     source = RunDirectory(folder.trial_dir(best.number))
     local = source.is_complete
-    wanted = read_run_config(source.path) if local else settings.space.apply(best.params, base)
+    wanted = read_run_config(source.path) if local else settings.space.apply(trial_params(best), base)
     if RunDirectory(target).is_complete and read_run_config(target) == wanted:
         return target  # already the best trial's run
     with staged_dir(target, overwrite=True) as staging:

@@ -60,7 +60,8 @@ class TuneResult:
             lowest validation NLL, or the baseline trial when the guard keeps the base config); ``None`` when none
             completed.
         best_value: Its validation NLL.
-        best_params: Its drawn hyperparameters ``{dimension: value}`` (empty for the baseline trial).
+        best_params: Its hyperparameters ``{dimension: value}``: drawn, or for a baseline trial only what it fixes
+            (``{}`` for the base config itself, ``{"model": "concat"}`` for another kind's baseline).
         best_run: The best trial's run folder (``<study>/best``), loadable by :func:`probfusion.load_run`.
         n_trials: Trials by state (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``).
         selection_reason: Why ``best/`` holds that trial (``study.json`` ``selection.reason``).

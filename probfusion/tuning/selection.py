@@ -3,8 +3,9 @@ r"""Which trial a study hands back: the lowest validation NLL, guarded against t
 The lowest of 30 validation NLLs is an optimistic estimate of its trial's loss, the more so the fewer the
 validation rows (Cawley and Talbot, "On over-fitting in model selection", JMLR 2010). The guarded rule keeps
 the baseline trial, the base config as given (:attr:`~probfusion.tuning.TuneConfig.baseline_trial`: trial 0, or
-the trial that made it up if trial 0 failed), unless the lowest trial beats it by more than ``z`` standard
-errors of the paired per-row difference
+the trial that made it up if trial 0 failed; when the space draws the fusion kind, each kind has a baseline and
+the one of lower validation NLL is kept, a choice between two rather than thirty), unless the lowest trial beats
+it by more than ``z`` standard errors of the paired per-row difference
 
 .. math::
     \bar d > z \, s_d / \sqrt{n_{val}}, \qquad d_i = \mathrm{NLL}_0(i) - \mathrm{NLL}_{best}(i),
@@ -19,7 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 from torch import Tensor
@@ -29,11 +32,21 @@ from probfusion.inference.predictive import predict_probabilities
 from probfusion.options import TuneSelection
 from probfusion.tuning.study import StudyFolder
 
-__all__ = ["BASELINE_ATTR", "Selection", "is_baseline", "paired_margin", "select_trial", "validation_nll_rows"]
+__all__ = [
+    "BASELINE_ATTR",
+    "Selection",
+    "baseline_label",
+    "baseline_params",
+    "is_baseline",
+    "paired_margin",
+    "select_trial",
+    "validation_nll_rows",
+]
 
 # User attributes of a trial: the baseline mark, and its per-row validation NLL (the guard's input, in the
 # study's storage so that trials run on other machines can be compared without their folders).
 BASELINE_ATTR = "baseline"
+BASELINE_PARAMS_ATTR = "baseline_params"  # a baseline's fixed params, e.g. {"model": "concat"}; none: the base config
 VAL_NLL_ROWS_ATTR = "val_nll_rows"
 # Above this many validation rows they are not stored (the journal would grow by megabytes); the guard reads
 # the trial folders instead.
@@ -63,6 +76,17 @@ def is_baseline(trial: FrozenTrial) -> bool:
     return bool(trial.user_attrs.get(BASELINE_ATTR)) or (
         trial.number == 0 and not trial.params and trial.state is TrialState.COMPLETE
     )
+
+
+def baseline_params(trial: FrozenTrial | optuna.Trial) -> dict[str, Any]:
+    """The params a baseline trial fixes instead of drawing: ``{}`` for the base config itself."""
+    return dict(trial.user_attrs.get(BASELINE_PARAMS_ATTR) or {})
+
+
+def baseline_label(params: dict[str, Any]) -> str:
+    """``the base config``, or ``the base config with model concat`` for a baseline that fixes the kind."""
+    fixed = ", ".join(f"{name} {value}" for name, value in params.items())
+    return "the base config" + (f" with {fixed}" if fixed else "")
 
 
 def _nll_rows(trial: FrozenTrial, folder: StudyFolder) -> Tensor | None:
@@ -114,7 +138,8 @@ def select_trial(
     neither stored rows nor a folder on this machine for one of the two (a trial run elsewhere by an older
     version, sharing a storage).
     """
-    baseline = next((t for t in trials if is_baseline(t) and t.state is TrialState.COMPLETE), None)
+    baselines = [t for t in trials if is_baseline(t) and t.state is TrialState.COMPLETE and t.value is not None]
+    baseline = min(baselines, key=lambda t: (t.value, t.number), default=None)
     if rule is TuneSelection.LOWEST or lowest is baseline:
         return Selection(lowest, lowest, None, "lowest validation NLL")
     if baseline is None:
@@ -123,7 +148,8 @@ def select_trial(
     if rows[0] is None or rows[1] is None or len(rows[0]) != len(rows[1]):
         return Selection(lowest, lowest, None, "lowest validation NLL (no per-row validation NLL of both trials)")
     margin = paired_margin(rows[0], rows[1])
-    name = f"trial {baseline.number} (the base config)"
+    among = f", the lower of {len(baselines)} baselines" if len(baselines) > 1 else ""
+    name = f"trial {baseline.number} ({baseline_label(baseline_params(baseline))}{among})"
     if margin > z:
         return Selection(lowest, lowest, margin, f"trial {lowest.number} beats {name} by {margin:.2f} SE > {z:g}")
     reason = f"kept {name}: trial {lowest.number} beats it by {margin:.2f} SE <= {z:g}"

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from probfusion.config import RunConfig, _JSONConfig
 from probfusion.errors import ConfigError
-from probfusion.options import FusionKind, PriorPenalty, TuneSelection, parse_option
+from probfusion.options import FusionKind, PriorPenalty, RankPrior, TuneSelection, parse_option
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["BoolDimension", "FloatDimension", "IntDimension", "SearchSpace", "TuneConfig"]
+__all__ = ["BoolDimension", "ChoiceDimension", "FloatDimension", "IntDimension", "SearchSpace", "TuneConfig"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,35 @@ class BoolDimension(_JSONConfig):
         return "off or on"
 
 
-Dimension = IntDimension | FloatDimension | BoolDimension
+@dataclass(frozen=True)
+class ChoiceDimension(_JSONConfig):
+    """A fusion kind drawn from ``choices`` (values of :class:`~probfusion.options.FusionKind`).
+
+    Attributes:
+        choices: The kinds a trial may take, at least two, each once (``("lmf", "concat")``).
+    """
+
+    choices: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        kinds = tuple(parse_option(c, FusionKind, name="search model").value for c in self.choices)
+        if len(kinds) < 2 or len(set(kinds)) != len(kinds):
+            raise ConfigError(
+                f"ChoiceDimension needs at least two different fusion kinds; got {list(self.choices)}. Set the "
+                "dimension to None to keep the base config's model."
+            )
+        object.__setattr__(self, "choices", kinds)
+
+    def suggest(self, trial: optuna.Trial, name: str) -> str:
+        """Draw the value of ``name`` for ``trial``."""
+        return str(trial.suggest_categorical(name, list(self.choices)))
+
+    def describe(self) -> str:
+        """The range as the README writes it, e.g. ``lmf or concat``."""
+        return " or ".join(self.choices)
+
+
+Dimension = IntDimension | FloatDimension | BoolDimension | ChoiceDimension
 
 
 @dataclass(frozen=True)
@@ -137,6 +165,11 @@ class SearchSpace(_JSONConfig):
         input_linear: The logistic regression on the concatenated inputs inside the model
             (``fusion.input_linear``); drawn only for models that take it
             (:meth:`~probfusion.config.FusionConfig.accepts_input_linear`).
+        model: The fusion kind (``fusion.model``), drawn first; the other dimensions are then those of the kind
+            drawn (no rank for concat). Drawn only when the base config's model is one of the choices and has
+            no rank prior; each choice then has its own baseline trial (:meth:`baselines`). The default,
+            ``lmf or concat``, lets a study reach the concatenation baseline where it fits the data better
+            (``studies/results/real_benchmark/NOTES.md`` §24).
     """
 
     rank: IntDimension | None = field(default_factory=lambda: IntDimension(1, 16, log=True))
@@ -149,6 +182,7 @@ class SearchSpace(_JSONConfig):
     epochs: IntDimension | None = None
     min_steps: IntDimension | None = field(default_factory=lambda: IntDimension(300, 3000, log=True))
     input_linear: BoolDimension | None = field(default_factory=BoolDimension)
+    model: ChoiceDimension | None = field(default_factory=lambda: ChoiceDimension(("lmf", "concat")))
 
     # dimension -> (RunConfig section, field of that section)
     TARGETS: ClassVar[Mapping[str, tuple[str, str]]] = {
@@ -162,6 +196,7 @@ class SearchSpace(_JSONConfig):
         "epochs": ("train", "epochs"),
         "min_steps": ("train", "min_steps"),
         "input_linear": ("fusion", "input_linear"),
+        "model": ("fusion", "model"),
     }
 
     def __post_init__(self) -> None:
@@ -169,15 +204,26 @@ class SearchSpace(_JSONConfig):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Dimension):
                 raise ConfigError(
-                    f"SearchSpace.{name} must be an IntDimension, a FloatDimension, a BoolDimension or None; "
-                    f"got {value!r}."
+                    f"SearchSpace.{name} must be an IntDimension, a FloatDimension, a BoolDimension, a "
+                    f"ChoiceDimension or None; got {value!r}."
                 )
+        misplaced = [
+            name
+            for name in self.TARGETS
+            if getattr(self, name) is not None and isinstance(getattr(self, name), ChoiceDimension) != (name == "model")
+        ]
+        if misplaced:
+            raise ConfigError(
+                f"SearchSpace.{misplaced[0]}: the model dimension is a ChoiceDimension of fusion kinds, and only it."
+            )
         if self.dropout is not None and not (self.dropout.low >= 0.0 and self.dropout.high < 1.0):
             raise ConfigError(f"SearchSpace.dropout must lie in [0, 1); got {self.dropout.describe()}.")
 
     def active(self, base: RunConfig) -> dict[str, Dimension]:
         """The dimensions drawn for ``base``: those not ``None`` that mean something for its model."""
         dims = {name: getattr(self, name) for name in self.TARGETS if getattr(self, name) is not None}
+        if not self._switches_model(base):
+            dims.pop("model", None)
         if base.fusion.model not in (FusionKind.LMF, FusionKind.GP_MKL):
             dims.pop("rank", None)
         if base.jwae.prior_penalty is PriorPenalty.NONE:
@@ -188,9 +234,33 @@ class SearchSpace(_JSONConfig):
             dims.pop("input_linear", None)
         return dims
 
+    def _switches_model(self, base: RunConfig) -> bool:
+        # A rank prior exists for lmf only, so a Bayesian base config keeps its kind.
+        return (
+            self.model is not None
+            and base.fusion.model.value in self.model.choices
+            and base.fusion.rank_prior is RankPrior.NONE
+        )
+
+    def baselines(self, base: RunConfig) -> list[dict[str, Any]]:
+        """The params of the baseline trials, nothing drawn: ``{}`` (the base config), then each other kind.
+
+        ``[{}]`` unless the model is drawn for ``base``; then ``[{}, {"model": "concat"}]`` for an lmf base and
+        the default choices.
+        """
+        if self.model is None or not self._switches_model(base):
+            return [{}]
+        return [{}] + [{"model": kind} for kind in self.model.choices if kind != base.fusion.model.value]
+
     def suggest(self, trial: optuna.Trial, base: RunConfig) -> RunConfig:
-        """Draw every active dimension for ``trial`` and return the trial's config."""
-        return self.apply({name: dim.suggest(trial, name) for name, dim in self.active(base).items()}, base)
+        """Draw every active dimension for ``trial`` (the model first) and return the trial's config."""
+        dims = self.active(base)
+        params: dict[str, Any] = {}
+        if "model" in dims:
+            params["model"] = dims.pop("model").suggest(trial, "model")
+            dims = {k: v for k, v in self.active(self.apply(params, base)).items() if k != "model"}
+        params.update({name: dim.suggest(trial, name) for name, dim in dims.items()})
+        return self.apply(params, base)
 
     def apply(self, params: Mapping[str, Any], base: RunConfig) -> RunConfig:
         """``base`` with ``params`` (``{dimension: value}``) written into their config fields.

@@ -215,11 +215,12 @@ def _normalised_base(stored: Any) -> Any:
 
 
 def _check_or_record(study: optuna.Study, base: RunConfig, space: SearchSpace) -> None:
-    # The space is compared as stored: a dimension missing from an older study was not drawn there.
     wanted: dict[str, Any] = {_BASE_ATTR: base.to_dict(), _SPACE_ATTR: space.to_dict()}
     stored = dict(study.user_attrs)
     if _BASE_ATTR in stored:
         stored[_BASE_ATTR] = _normalised_base(stored[_BASE_ATTR])
+    if _SPACE_ATTR in stored:  # a dimension missing from an older study was not drawn there: None
+        stored[_SPACE_ATTR] = {name: None for name in wanted[_SPACE_ATTR]} | stored[_SPACE_ATTR]
     for key, value in wanted.items():
         if key not in stored:
             study.set_user_attr(key, value)

@@ -24,8 +24,11 @@ from probfusion.errors import ProbfusionError, TrainingDivergedError
 from probfusion.inference.training import TrainingState
 from probfusion.tuning.selection import (
     BASELINE_ATTR,
+    BASELINE_PARAMS_ATTR,
     MAX_STORED_ROWS,
     VAL_NLL_ROWS_ATTR,
+    baseline_label,
+    baseline_params,
     is_baseline,
     validation_nll_rows,
 )
@@ -81,11 +84,12 @@ def run_trial(
     """
     out = folder.trial_dir(trial.number)
     baseline = bool(trial.user_attrs.get(BASELINE_ATTR, False))
+    fixed = baseline_params(trial)
     if baseline:
-        trial.set_user_attr("note", "baseline: the base config, nothing drawn")
+        trial.set_user_attr("note", f"baseline: {baseline_label(fixed)}, nothing drawn")
     try:
         # inside: a value the config rejects fails this trial
-        config = base if baseline else settings.space.suggest(trial, base)
+        config = settings.space.apply(fixed, base) if baseline else settings.space.suggest(trial, base)
         run = fit(config, out, overwrite=True, trust_pickle=trust_pickle, on_epoch_end=pruning_callback(trial))
     except optuna.TrialPruned as pruned:
         return _finish(study, trial, folder, TrialState.PRUNED, str(pruned))
@@ -128,14 +132,19 @@ def work(
             if count_budgeted(study) >= settings.trials:
                 return ran
             trials = study.get_trials(deepcopy=False)
-            # The baseline has no params, so TPE gets one more startup trial to keep its random draws.
-            startup = settings.startup_trials + int(settings.baseline_trial)
+            wanted = settings.space.baselines(base) if settings.baseline_trial else []
+            # The baselines draw no params, so TPE gets as many more startup trials to keep its random draws.
+            startup = settings.startup_trials + len(wanted)
             study.sampler = optuna.samplers.TPESampler(
                 seed=trial_seed(base.seed, len(trials)), n_startup_trials=startup
             )
             trial = study.ask()
-            if settings.baseline_trial and not any(is_baseline(t) and t.state is not TrialState.FAIL for t in trials):
-                trial.set_user_attr(BASELINE_ATTR, True)  # the first trial, or one making up a failed baseline
+            taken = [baseline_params(t) for t in trials if is_baseline(t) and t.state is not TrialState.FAIL]
+            missing = [params for params in wanted if params not in taken]
+            if missing:  # the first trials, or one making up a failed baseline
+                trial.set_user_attr(BASELINE_ATTR, True)
+                if missing[0]:
+                    trial.set_user_attr(BASELINE_PARAMS_ATTR, missing[0])
         frozen = run_trial(study, trial, base, settings, folder, trust_pickle=trust_pickle)
         ran += 1
         if on_trial_end is not None:

@@ -16,7 +16,7 @@ from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, S
 from probfusion.errors import ConfigError, InputDataError, ProbfusionError, RunExistsError
 from probfusion.inference.training import TrainingState
 from probfusion.options import TuneSelection
-from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
+from probfusion.tuning import ChoiceDimension, FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
 from probfusion.tuning.selection import paired_margin, select_trial, validation_nll_rows
 from probfusion.tuning.study import StudyFolder, open_study
 from probfusion.tuning.worker import pruning_callback
@@ -35,7 +35,11 @@ AV_DIGITS = RunConfig(
     fusion=FusionConfig(rank=2, fused_dim=8, linear_pool=False),
     device="cpu",
 )
-SPACE = SearchSpace(latent_dim=IntDimension(2, 8), hidden_dim=IntDimension(8, 32, log=True), epochs=IntDimension(3, 8))
+# One fusion kind (model=None): these tests are about the search within a kind (the kinds' own test below).
+SPACE = SearchSpace(
+    latent_dim=IntDimension(2, 8), hidden_dim=IntDimension(8, 32, log=True), epochs=IntDimension(3, 8), model=None
+)
+KINDS = dataclasses.replace(SPACE, model=ChoiceDimension(("lmf", "concat")))
 
 
 def settings(trials, **overrides):
@@ -173,6 +177,43 @@ def test_a_failed_baseline_is_made_up_by_the_next_trial(tmp_path):
     assert summary["selection"]["reason"] != "lowest validation NLL (no complete baseline trial to guard with)"
 
 
+def test_each_fusion_kind_has_a_baseline_and_the_guard_keeps_the_lower_one(tmp_path):
+    out = tmp_path / "study"
+    result = tune(BASE, out, settings(4, space=KINDS, baseline_trial=True, guard_z=1e9))
+    rows = read_rows(out)
+    assert [r["note"] for r in rows[:2]] == [
+        "baseline: the base config, nothing drawn",
+        "baseline: the base config with model concat, nothing drawn",
+    ]
+    assert [rows[0]["params_model"], rows[1]["params_model"]] == ["", "concat"]
+    assert all(r["params_model"] in ("lmf", "concat") and r["params_latent_dim"] for r in rows[2:])
+    kinds = [load_run(out / "trials" / f"{n:04d}").config.fusion for n in (0, 1)]
+    assert [k.model.value for k in kinds] == ["lmf", "concat"]
+    assert (kinds[1].rank, kinds[1].fused_dim) == (BASE.fusion.rank, BASE.fusion.fused_dim)  # nothing else moved
+    values = [float(rows[n]["value"]) for n in (0, 1)]
+    lower = min((0, 1), key=lambda n: values[n])
+    assert result.best_trial == lower, result.selection_reason  # an unreachable margin keeps the better baseline
+    assert "the lower of 2 baselines" in result.selection_reason
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["selection"]["baseline_trials"] == [0, 1]
+    assert summary["best_params"] == ({} if lower == 0 else {"model": "concat"})
+    assert load_run(result.best_run).config.fusion.model.value == ("lmf" if lower == 0 else "concat")
+
+
+def test_two_workers_run_each_kind_s_baseline_once(tmp_path):
+    out = tmp_path / "study"
+    tune(BASE, out, settings(4, space=KINDS, baseline_trial=True, workers=2))
+    study = open_study(StudyFolder(out), settings(4, space=KINDS, baseline_trial=True), BASE, create=False)
+    marked = [t.user_attrs.get("baseline_params", {}) for t in study.get_trials() if t.user_attrs.get("baseline")]
+    assert sorted(map(str, marked)) == sorted(map(str, [{}, {"model": "concat"}]))
+
+
+def test_a_rank_prior_keeps_the_base_kind(tmp_path):
+    ard = dataclasses.replace(BASE, fusion=dataclasses.replace(BASE.fusion, rank_prior="ard"))
+    assert KINDS.baselines(ard) == [{}]
+    assert "model" not in KINDS.active(ard)
+
+
 def test_two_worker_processes_share_one_journal_without_lost_or_repeated_trials(tmp_path):
     out = tmp_path / "study"
     result = tune(BASE, out, settings(5, workers=2))
@@ -260,8 +301,14 @@ def test_a_study_stored_before_a_config_field_existed_resumes(tmp_path):
     stored = study.user_attrs["probfusion_base_config"]
     del stored["data"]["synthetic"]["labels"], stored["fusion"]["input_linear_rows_per_class"]
     study.set_user_attr("probfusion_base_config", stored)
+    # ... and a dimension added later: an older study's space has no key for it, so it was not drawn there.
+    space = study.user_attrs["probfusion_space"]
+    del space["model"]
+    study.set_user_attr("probfusion_space", space)
     result = tune(BASE, out, settings(2))
     assert sum(result.n_trials.values()) == 2
+    with pytest.raises(ConfigError, match=r"another search space .*model"):
+        tune(BASE, out, settings(3, space=KINDS))
 
 
 def test_bad_data_or_folder_writes_nothing(tmp_path):

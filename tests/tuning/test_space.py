@@ -8,7 +8,7 @@ import pytest
 from probfusion.config import RunConfig
 from probfusion.errors import ConfigError
 from probfusion.options import FusionKind, PriorPenalty, RankPrior
-from probfusion.tuning import FloatDimension, IntDimension, SearchSpace, TuneConfig
+from probfusion.tuning import ChoiceDimension, FloatDimension, IntDimension, SearchSpace, TuneConfig
 
 
 def test_every_dimension_names_a_field_of_the_run_config():
@@ -44,6 +44,7 @@ def test_suggest_draws_every_active_dimension():
         "dropout": 0.2,
         "min_steps": 800,
         "input_linear": True,
+        "model": "lmf",
     }
     config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
     assert (config.train.min_steps, config.fusion.input_linear, config.train.epochs) == (800, True, None)
@@ -70,6 +71,22 @@ def test_dimensions_without_meaning_for_the_model_are_not_drawn():
     assert "rank" not in SearchSpace(rank=None).active(base)
 
 
+def test_the_model_is_drawn_first_and_the_kind_drawn_decides_the_other_dimensions():
+    # FixedTrial raises on a dimension it was not given: a concat trial must not ask for a rank.
+    params = {"model": "concat", "latent_dim": 8, "hidden_dim": 32, "prior_weight": 0.5, "learning_rate": 1e-3}
+    params |= {"weight_decay": 1e-5, "dropout": 0.2, "min_steps": 800, "input_linear": False}
+    config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
+    assert (config.fusion.model, config.jwae.latent_dim) == (FusionKind.CONCAT, 8)
+    assert SearchSpace().baselines(RunConfig()) == [{}, {"model": "concat"}]
+    base = RunConfig()
+    # Not drawn for a kind outside the choices, a rank prior (lmf only), or with the dimension off.
+    tfn = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, model=FusionKind.TFN))
+    ard = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, rank_prior=RankPrior.ARD))
+    for space, config in ((SearchSpace(), tfn), (SearchSpace(), ard), (SearchSpace(model=None), base)):
+        assert "model" not in space.active(config)
+        assert space.baselines(config) == [{}]
+
+
 def test_json_round_trip():
     settings = TuneConfig(space=SearchSpace(rank=None, dropout=FloatDimension(0.0, 0.3)), trials=5, workers=2)
     assert TuneConfig.from_dict(settings.to_dict()) == settings
@@ -84,6 +101,11 @@ def test_json_round_trip():
         (lambda: FloatDimension(0.0, 1.0, log=True), "log-scale"),
         (lambda: SearchSpace(dropout=FloatDimension(0.0, 1.0)), "dropout"),
         (lambda: SearchSpace().apply({"momentum": 0.9}, RunConfig()), "Unknown search dimension"),
+        (lambda: ChoiceDimension(("lmf",)), "at least two different"),
+        (lambda: ChoiceDimension(("lmf", "lmf")), "at least two different"),
+        (lambda: ChoiceDimension(("lmf", "mlp")), "Unknown search model 'mlp'"),
+        (lambda: SearchSpace(model=IntDimension(1, 2)), "SearchSpace.model"),
+        (lambda: SearchSpace(rank=ChoiceDimension(("lmf", "concat"))), "SearchSpace.rank"),
         (lambda: TuneConfig(trials=0), "trials"),
         (lambda: TuneConfig(workers=0), "workers"),
         (lambda: TuneConfig(storage="study.db"), "storage URL"),
