@@ -39,7 +39,7 @@ trust_pickle_option = click.option(
 )
 device_option = click.option(
     "--device",
-    type=click.Choice([kind.value for kind in DeviceKind], case_sensitive=False),
+    type=enum_choice(DeviceKind),
     default=DeviceKind.CPU.value,
     show_default=True,
     help="Where to load the model and compute: cpu, cuda, or auto (CUDA when available). Results do not depend "

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probfusion.cli.fit import fit as fit_command
-from probfusion.cli.options import handle_errors, quiet_option, seed_option
+from probfusion.cli.options import enum_choice, handle_errors, quiet_option, seed_option
 from probfusion.config import RunConfig
 from probfusion.options import (
     AlignmentKind,
@@ -156,7 +156,7 @@ def _space_help() -> str:
 )
 @click.option(
     "--selection",
-    type=click.Choice([k.value for k in TuneSelection]),
+    type=enum_choice(TuneSelection),
     default=_TUNE.selection.value,
     show_default=True,
     help="Which trial becomes <out>/best: 'guarded' keeps the baseline (trial 0, the defaults, or with --models the "

@@ -79,7 +79,7 @@ def synthetic_run(
         seed=seed,
     )
     latents = [torch.as_tensor(data.views[m]) for m in data.modality_names]
-    labels = torch.as_tensor(data.labels)
+    targets = torch.as_tensor(data.labels)
     head = BayesianLowRankFusion(
         input_dims=[8] * modalities,
         rank=MAX_RANK,
@@ -93,7 +93,7 @@ def synthetic_run(
         head,
         guide,
         latents,
-        labels,
+        targets,
         steps=bayes.svi_steps,
         learning_rate=bayes.learning_rate,
         batch_size=bayes.batch_size,

@@ -9,16 +9,18 @@ tuner's space closes the gap the default LMF leaves to concat on av-digits, Scen
 Protocol: ``real_benchmark.py``'s sets, splits and scoring (imported from it: ``SETS``, ``data_config``,
 ``logistic_rows``, ``model_row``, ``score_test_split``). Per set and seed, the package's tuner
 (:func:`probfusion.tuning.tune`, the code path of ``probfusion tune``; base config ``RunConfig(data=..., seed=seed,
-device="cpu")``, the default ``--model lmf``, every other ``TuneConfig`` default) runs ``--trials`` trials and
-chooses on validation NLL; its best run (``<study>/best``) is scored on the test rows by ``score_test_split``, as
-``model_row`` scores a model (accuracy, NLL, ECE-15). Its fit seconds are the summed durations of all its trials,
+device="cpu")``, the default ``--model lmf``, every other ``TuneConfig`` default, so the fusion kind is drawn
+too, lmf or concat: ``SearchSpace.model``) runs ``--trials`` trials and chooses on validation NLL; its best run
+(``<study>/best``) is scored on the test rows by ``score_test_split``, as ``model_row`` scores a model (accuracy,
+NLL, ECE-15). Its fit seconds are the summed durations of all its trials,
 pruned ones included. The linear reference is refitted on the same rows; the default ``concat`` and ``lmf`` rows
 are fitted with ``model_row``, or with ``--reuse`` taken from ``studies/results/real_benchmark/rows.json`` for the
 same set and seed (each row's ``source`` says which).
 
 Check (per set, mean over the seeds run): tune test accuracy >= max(linear reference, concat). The tuned row is the
-run ``best/`` holds under ``TuneConfig.selection`` (guarded by default: trial 0, the defaults, unless the lowest
-validation NLL beats it by more than 2 paired standard errors).
+run ``best/`` holds under ``TuneConfig.selection`` (guarded by default: the baseline of lower validation NLL,
+trial 0 the default lmf or trial 1 the default concat, unless the lowest validation NLL beats it by more than 2
+paired standard errors).
 
 Run: ``python studies/tune_benchmark.py --trials 30 --seeds 3 --reuse``; ``--smoke`` for a seconds-long check.
 Studies live in ``--studies`` (default ``runs/tune_benchmark``); rerunning with more ``--trials`` continues them.

@@ -58,8 +58,10 @@ def _softmax_draws(rng: np.random.Generator, score: np.ndarray, temperature: flo
     """``(n,)`` labels drawn from ``softmax(score / temperature)`` row by row (inverse CDF of one uniform each)."""
     if temperature == 0:
         return score.argmax(axis=1)
-    logits = score / temperature
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    # Shift before scaling: score / temperature overflows to inf (and inf - inf to NaN) at a tiny temperature,
+    # while the shifted scores are <= 0 and overflow only to -inf, whose exp is the intended 0.
+    with np.errstate(over="ignore", under="ignore"):
+        probs = np.exp((score - score.max(axis=1, keepdims=True)) / temperature)
     cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
     draws = rng.random((score.shape[0], 1))
     return np.minimum((draws > cdf).sum(axis=1), score.shape[1] - 1)

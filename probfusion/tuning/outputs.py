@@ -75,11 +75,12 @@ def summary(
     """The content of ``study.json``.
 
     ``best_*`` describe the chosen trial (``best/``), ``lowest_*`` the trial with the lowest validation NLL,
-    ``selection`` the rule and its reason.
+    ``selection`` the rule and its reason. Without a ``selection`` (the summary written as a study starts or
+    resumes) no trial is chosen yet: ``best_*`` are empty until the search ends.
     """
     trials = study.get_trials(deepcopy=False)
     lowest = best_trial(trials)
-    best = selection.trial if selection is not None else lowest
+    best = selection.trial if selection is not None else None
     counts = Counter(t.state.name for t in trials)
     rule = {
         "rule": settings.selection.value,
@@ -89,6 +90,8 @@ def summary(
     }
     if selection is not None:
         rule.update(margin_se=selection.margin_se, reason=selection.reason)
+    else:
+        rule.update(reason="no complete trial" if lowest is None else "not chosen yet: the search has not ended")
     return {
         "study_name": study.study_name,
         "storage": redact(settings.storage) or StudyFolder.JOURNAL,

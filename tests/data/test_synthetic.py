@@ -101,3 +101,7 @@ def test_softmax_labels_follow_the_planted_logits(num_classes):
     # Zero temperature is the noise-free argmax.
     exact = make_planted_interaction(SyntheticConfig(num_samples=500, labels="softmax", noise=0.0), seed=3)
     np.testing.assert_array_equal(exact.labels, exact.ground_truth["score"].argmax(axis=1))
+    # A tiny positive temperature is the argmax too, without overflow (score / 1e-320 is inf).
+    with np.errstate(invalid="raise"):  # the old score / T - max(score / T) was inf - inf: NaN
+        tiny = make_planted_interaction(SyntheticConfig(num_samples=500, labels="softmax", noise=1e-320), seed=3)
+    np.testing.assert_array_equal(tiny.labels, exact.labels)

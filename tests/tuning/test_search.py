@@ -16,7 +16,7 @@ from probfusion.config import DataConfig, FusionConfig, JWAEConfig, RunConfig, S
 from probfusion.errors import ConfigError, InputDataError, ProbfusionError, RunExistsError
 from probfusion.inference.training import TrainingState
 from probfusion.options import TuneSelection
-from probfusion.tuning import ChoiceDimension, FloatDimension, IntDimension, SearchSpace, TuneConfig, tune
+from probfusion.tuning import ChoiceDimension, FloatDimension, IntDimension, SearchSpace, TuneConfig, outputs, tune
 from probfusion.tuning.selection import paired_margin, select_trial, validation_nll_rows
 from probfusion.tuning.study import StudyFolder, open_study
 from probfusion.tuning.worker import pruning_callback
@@ -196,6 +196,11 @@ def test_each_fusion_kind_has_a_baseline_and_the_guard_keeps_the_lower_one(tmp_p
     assert "the lower of 2 baselines" in result.selection_reason
     summary = json.loads((out / "study.json").read_text())
     assert summary["selection"]["baseline_trials"] == [0, 1]
+    # What a resumed study writes before its trials: the lowest trial so far, nothing chosen yet.
+    study = open_study(StudyFolder(out), settings(4, space=KINDS, baseline_trial=True), BASE, create=False)
+    early = outputs.summary(study, settings(4, space=KINDS, baseline_trial=True), BASE, None)
+    assert (early["best_trial"], early["lowest_trial"]) == (None, summary["lowest_trial"])
+    assert early["selection"]["reason"].startswith("not chosen yet")
     assert summary["best_params"] == ({} if lower == 0 else {"model": "concat"})
     assert load_run(result.best_run).config.fusion.model.value == ("lmf" if lower == 0 else "concat")
 
