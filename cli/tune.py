@@ -151,8 +151,9 @@ def _space_help() -> str:
     "search_models",
     default=",".join(_TUNE.space.model.choices) if _TUNE.space.model is not None else "none",
     show_default=True,
-    help="Fusion kinds the search may switch between (comma-separated), each with a baseline trial of its "
-    "defaults; drawn only when --model is one of them and has no rank prior. 'none' (or one kind) keeps --model.",
+    help="Fusion kinds the search may switch between (comma-separated, e.g. lmf,concat), each with a baseline "
+    "trial of its defaults; drawn only when --model is one of them and has no rank prior. 'none' (or one kind) "
+    "keeps --model; off by default, as measured it did not help (NOTES.md §24).",
 )
 @click.option(
     "--selection",
@@ -183,10 +184,10 @@ def _space_help() -> str:
 def tune(ctx: click.Context, **params: object) -> None:  # fit's reused options arrive by their click names
     """Search hyperparameters on validation NLL (Optuna TPE, median pruning); prints the study folder's path.
 
-    Trial 0 fits the given options as they are (the defaults), and trial 1 the same with the other fusion kind of
-    --models (lmf or concat); each later trial fits a run with a drawn fusion kind, rank, latent and hidden width,
-    prior-penalty weight, learning rate, weight decay, dropout, training length in optimizer steps and the input
-    skip; the test split is never scored during the search. The best trial's run
+    Trial 0 fits the given options as they are (the defaults; with --models, the next trials fit the other kinds'
+    defaults); each later trial fits a run with drawn rank, latent and hidden width, prior-penalty weight, learning
+    rate, weight decay, dropout, training length in optimizer steps and the input skip (and, with --models, the
+    fusion kind); the test split is never scored during the search. The best trial's run
     is copied to <out>/best (usable by `probfusion evaluate`); trials.csv, study.json and
     optimization_history.png sit beside it.
     """

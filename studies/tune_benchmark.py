@@ -9,20 +9,21 @@ tuner's space closes the gap the default LMF leaves to concat on av-digits, Scen
 Protocol: ``real_benchmark.py``'s sets, splits and scoring (imported from it: ``SETS``, ``data_config``,
 ``logistic_rows``, ``model_row``, ``score_test_split``). Per set and seed, the package's tuner
 (:func:`probfusion.tuning.tune`, the code path of ``probfusion tune``; base config ``RunConfig(data=..., seed=seed,
-device="cpu")``, the default ``--model lmf``, every other ``TuneConfig`` default, so the fusion kind is drawn
-too, lmf or concat: ``SearchSpace.model``) runs ``--trials`` trials and chooses on validation NLL; its best run
-(``<study>/best``) is scored on the test rows by ``score_test_split``, as ``model_row`` scores a model (accuracy,
-NLL, ECE-15). Its fit seconds are the summed durations of all its trials,
+device="cpu")``, the default ``--model lmf``, every other ``TuneConfig`` default; ``--models lmf,concat`` draws
+the fusion kind too, ``SearchSpace.model``, NOTES.md §24) runs ``--trials`` trials and chooses on validation NLL;
+its best run (``<study>/best``) is scored on the test rows by ``score_test_split``, as ``model_row`` scores a
+model (accuracy, NLL, ECE-15). Its fit seconds are the summed durations of all its trials,
 pruned ones included. The linear reference is refitted on the same rows; the default ``concat`` and ``lmf`` rows
 are fitted with ``model_row``, or with ``--reuse`` taken from ``studies/results/real_benchmark/rows.json`` for the
 same set and seed (each row's ``source`` says which).
 
 Check (per set, mean over the seeds run): tune test accuracy >= max(linear reference, concat). The tuned row is the
-run ``best/`` holds under ``TuneConfig.selection`` (guarded by default: the baseline of lower validation NLL,
-trial 0 the default lmf or trial 1 the default concat, unless the lowest validation NLL beats it by more than 2
-paired standard errors).
+run ``best/`` holds under ``TuneConfig.selection`` (guarded by default: trial 0, the defaults, or with ``--models``
+the kinds' baseline of lower validation NLL, unless the lowest validation NLL beats it by more than 2 paired
+standard errors).
 
-Run: ``python studies/tune_benchmark.py --trials 30 --seeds 3 --reuse``; ``--smoke`` for a seconds-long check.
+Run: ``python studies/tune_benchmark.py --trials 30 --seeds 3 --reuse``; ``--smoke`` for a seconds-long check;
+§24's run: ``--models lmf,concat --studies runs/tune_benchmark-models --out studies/results/tune_benchmark/models-24``.
 Studies live in ``--studies`` (default ``runs/tune_benchmark``); rerunning with more ``--trials`` continues them.
 Writes ``studies/results/tune_benchmark/{results.csv,summary.json,table.md,trials/}``.
 """
@@ -43,7 +44,7 @@ from real_benchmark import DEFAULT_SETS, MODELS, SETS, data_config, logistic_row
 
 from probfusion import RunConfig, TrainConfig
 from probfusion.runs import atomic_write_json, atomic_write_text
-from probfusion.tuning import IntDimension, SearchSpace, TuneConfig, tune
+from probfusion.tuning import ChoiceDimension, IntDimension, SearchSpace, TuneConfig, tune
 
 STORED_ROWS = RESULTS / "real_benchmark" / "rows.json"
 REFERENCES = ("linear reference", "concat", "lmf")
@@ -58,6 +59,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help=f"take concat and lmf rows from {STORED_ROWS}")
     parser.add_argument("--studies", type=Path, default=None, help="study folders [default: runs/tune_benchmark]")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument(
+        "--models", default="", help="fusion kinds tune may draw, e.g. lmf,concat (NOTES.md §24) [default: lmf only]"
+    )
     return parser.parse_args()
 
 
@@ -116,6 +120,8 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
                 cell[f"{key}_mean"], cell[f"{key}_std"] = mean_std([float(r[key]) for r in mine])
             if model == "tune":
                 cell["trials"] = sorted({int(r["trials"]) for r in mine})
+                # The fusion kind best/ holds per seed (a baseline of the base config, lmf, fixes nothing).
+                cell["kinds"] = [json.loads(r.get("best_params") or "{}").get("model", "lmf") for r in mine]
             stats[model] = cell
             full.append(
                 [
@@ -155,12 +161,21 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
                 if verdict is None
                 else f"{'yes' if verdict else 'NO'} ({checks['tune_minus_best_reference_points']:+.1f})",
                 ",".join(str(t) for t in tune_cell.get("trials", [])) or "-",
+                ", ".join(tune_cell.get("kinds", [])) or "-",
                 tune_cell.get("seeds", "-"),
                 f"{tune_cell.get('fit_seconds_mean', float('nan')) / 60:.1f}",
             ]
         )
     header = ["set", "tune (best of trials)", "linear reference", "concat", "lmf"]
-    header += ["tune >= max(linear, concat) (points)", "trials", "seeds", "tune min per seed (all trials)"]
+    header += ["tune >= max(linear, concat) (points)", "trials", "kind chosen per seed", "seeds"]
+    header += ["tune min per seed (all trials)"]
+    margins = [e["checks"]["tune_minus_best_reference_points"] for e in summary["sets"].values() if e["checks"]]
+    nlls = [e["models"]["tune"]["nll_mean"] for e in summary["sets"].values() if "tune" in e["models"]]
+    summary["overall"] = {
+        "sets_passing": sum(bool(e["checks"].get("tune_ge_max_linear_concat")) for e in summary["sets"].values()),
+        "mean_tune_minus_best_reference_points": sum(margins) / len(margins) if margins else None,
+        "mean_tune_test_nll": sum(nlls) / len(nlls) if nlls else None,
+    }
     full_header = ["set", "model", "test accuracy %", "test NLL", "test ECE-15", "fit s", "seeds", "source"]
     return summary, markdown_table(header, pivot) + "\n" + markdown_table(full_header, full)
 
@@ -188,6 +203,9 @@ def main() -> None:
     studies = args.studies or (out / "studies" if args.smoke else Path("runs") / "tune_benchmark")
     (out / "trials").mkdir(parents=True, exist_ok=True)
     settings, smoke_train = smoke_settings() if args.smoke else (TuneConfig(trials=args.trials), None)
+    if args.models:
+        kinds = ChoiceDimension(tuple(args.models.split(",")))
+        settings = replace(settings, space=replace(settings.space, model=kinds))
     stored = json.loads(STORED_ROWS.read_text())["rows"] if args.reuse and STORED_ROWS.is_file() else None
     # The .mat sets become .npz files named by set and seed: a stable folder, so a rerun continues each study
     # (a study refuses another base config, and the data path is part of it).

@@ -44,7 +44,6 @@ def test_suggest_draws_every_active_dimension():
         "dropout": 0.2,
         "min_steps": 800,
         "input_linear": True,
-        "model": "lmf",
     }
     config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
     assert (config.train.min_steps, config.fusion.input_linear, config.train.epochs) == (800, True, None)
@@ -75,14 +74,15 @@ def test_the_model_is_drawn_first_and_the_kind_drawn_decides_the_other_dimension
     # FixedTrial raises on a dimension it was not given: a concat trial must not ask for a rank.
     params = {"model": "concat", "latent_dim": 8, "hidden_dim": 32, "prior_weight": 0.5, "learning_rate": 1e-3}
     params |= {"weight_decay": 1e-5, "dropout": 0.2, "min_steps": 800, "input_linear": False}
-    config = SearchSpace().suggest(optuna.trial.FixedTrial(params), RunConfig())
+    kinds = SearchSpace(model=ChoiceDimension(("lmf", "concat")))
+    config = kinds.suggest(optuna.trial.FixedTrial(params), RunConfig())
     assert (config.fusion.model, config.jwae.latent_dim) == (FusionKind.CONCAT, 8)
-    assert SearchSpace().baselines(RunConfig()) == [{}, {"model": "concat"}]
+    assert kinds.baselines(RunConfig()) == [{}, {"model": "concat"}]
     base = RunConfig()
     # Not drawn for a kind outside the choices, a rank prior (lmf only), or with the dimension off.
     tfn = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, model=FusionKind.TFN))
     ard = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, rank_prior=RankPrior.ARD))
-    for space, config in ((SearchSpace(), tfn), (SearchSpace(), ard), (SearchSpace(model=None), base)):
+    for space, config in ((kinds, tfn), (kinds, ard), (SearchSpace(), base)):
         assert "model" not in space.active(config)
         assert space.baselines(config) == [{}]
 
