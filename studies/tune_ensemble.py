@@ -8,7 +8,8 @@ the candidate whose addition gives the lowest validation NLL of the uniform aver
 predictive probabilities (ties: the lower trial number); the weights are the counts over the rounds. The
 ensemble's test rows are then scored as ``real_benchmark.py`` scores a model (accuracy, NLL, ECE-15), beside
 the references of the study's own ``tune_benchmark.py`` run (``summary.json``: linear reference, concat, the
-tuned single trial).
+tuned single trial). The table's ceiling column is the best test accuracy of any candidate, chosen on the test
+rows themselves: no selection rule can reach it, and it bounds what choosing among the study's trials can give.
 
 Variants: ``all`` (every complete trial) and ``lmf`` (the lmf trials only; reported, not part of §25's rule).
 
@@ -90,6 +91,8 @@ def study_rows(study: Path, seed: int, rounds: int) -> list[dict]:
         members = {str(n): float(w) for n, w in zip(numbers, weights, strict=True) if w > 0}
         row = {"variant": variant, "candidates": len(numbers), "members": members, **_scores(mix, test_labels)}
         row["member_kinds"] = sorted({kinds[int(n)] for n in members})
+        # Not achievable, a ceiling: the best test accuracy of any candidate (chosen on the test rows themselves).
+        row["oracle_accuracy"] = max(float((test[n].argmax(1) == test_labels).mean()) for n in numbers)
         rows.append(row)
     return rows
 
@@ -106,14 +109,17 @@ def summarise(rows: list[dict], references: dict) -> tuple[dict, str]:
             mine = [r for r in rows if r["set"] == name and r["variant"] == variant]
             acc, acc_std = mean_std([r["accuracy"] for r in mine])
             nll, _ = mean_std([r["nll"] for r in mine])
+            oracle, _ = mean_std([r["oracle_accuracy"] for r in mine])
             margin = 100 * (acc - best_reference)
             size = np.mean([len(r["members"]) for r in mine])
             entry[variant] = {"accuracy_mean": acc, "accuracy_std": acc_std, "nll_mean": nll, "seeds": len(mine)}
             entry[variant] |= {"minus_max_linear_concat_points": margin, "distinct_members_mean": size}
+            entry[variant]["oracle_accuracy_mean"] = oracle
             tune_cells = [f"{100 * models['tune']['accuracy_mean']:.1f}", f"{models['tune']['nll_mean']:.3f}"]
             verdict = f"{'yes' if margin >= 0 else 'NO'} ({margin:+.1f})"
             scores = [f"{100 * acc:.1f} ± {100 * acc_std:.1f}", f"{nll:.3f}", f"{100 * best_reference:.1f}"]
-            table.append([name, variant, *scores, *tune_cells, verdict, f"{size:.1f}", str(len(mine))])
+            tail = [verdict, f"{size:.1f}", f"{100 * oracle:.1f}", str(len(mine))]
+            table.append([name, variant, *scores, *tune_cells, *tail])
         summary["sets"][name] = entry
     for variant in VARIANTS:
         margins = [summary["sets"][s][variant]["minus_max_linear_concat_points"] for s in sets]
@@ -125,7 +131,7 @@ def summarise(rows: list[dict], references: dict) -> tuple[dict, str]:
         }
     header = ["set", "members", "ensemble test accuracy %", "ensemble test NLL", "max(linear, concat)"]
     header += ["tune (one trial)", "tune NLL", "ensemble >= max(linear, concat) (points)", "distinct members"]
-    header += ["seeds"]
+    header += ["ceiling: best trial on test", "seeds"]
     return summary, markdown_table(header, table)
 
 
