@@ -121,7 +121,8 @@ def realign_guide(guide: HeadGuide, *, balance: bool = False) -> tuple[int, floa
     guide.loc.copy_(factor * guide.loc[source])
     scale = factor.abs() * guide.scale()[source]
     guide.raw_scale.copy_(scale + torch.log(-torch.expm1(-scale)))  # softplus inverse
-    guide.cov_factor.copy_(factor.unsqueeze(-1) * guide.cov_factor[source])
+    # F = diag(sigma) C maps to (A F) = diag(|A| sigma) (sign(A) C): C is permuted, and flips with a negative scale.
+    guide.cov_factor.copy_(factor.sign().unsqueeze(-1) * guide.cov_factor[source])
     after = guide.means()
     return gauge.order.numel(), _relative_change(before, [after[n] for n in [*names, "theta"]])
 
