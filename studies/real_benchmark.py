@@ -321,13 +321,18 @@ def score_test_split(path: Path, seed: int) -> dict[str, float]:
 def score_loaded_test_split(loaded: LoadedRun, seed: int) -> dict[str, float]:
     """:func:`score_test_split` of a run already loaded (its model as it is now)."""
     _, _, test = loaded.splits()
-    data = loaded.tensors(test)
+    return _scores(*split_predictive(loaded, test, seed))
+
+
+def split_predictive(loaded: LoadedRun, part, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A run's ``(n, c)`` predictive probabilities on one split (its own number of draws, seeded), ``(n,)`` labels."""
+    data = loaded.tensors(part)
     samples = loaded.metrics.get("posterior_samples", 1)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         loaded.model.eval()
         probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    return _scores(probs.numpy(), data.labels.numpy())
+    return probs.numpy(), data.labels.numpy()
 
 
 def model_row(config: RunConfig, out: Path) -> dict:

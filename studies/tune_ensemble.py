@@ -29,9 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from _common import RESULTS, markdown_table, mean_std
-from real_benchmark import _scores
+from real_benchmark import _scores, split_predictive
 
 from probfusion import load_run
 from probfusion.runs import atomic_write_json, atomic_write_text
@@ -62,17 +61,6 @@ def greedy_ensemble(val_probs: np.ndarray, val_labels: np.ndarray, rounds: int) 
     return counts / rounds
 
 
-def predictive(loaded, part, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, c)`` predictive probabilities of a loaded run on one split, and ``(n,)`` labels."""
-    data = loaded.tensors(part)
-    samples = loaded.metrics.get("posterior_samples", 1)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        loaded.model.eval()
-        probs = loaded.model.predictive_logits(data.views, samples).softmax(-1).mean(0).double()
-    return probs.numpy(), data.labels.numpy()
-
-
 def study_rows(study: Path, seed: int, rounds: int) -> list[dict]:
     """One row per variant: the ensemble's test scores, its members and weights, and the candidates' count."""
     trials = {int(p.name): p for p in sorted((study / "trials").iterdir()) if (p / "metrics.json").is_file()}
@@ -81,8 +69,8 @@ def study_rows(study: Path, seed: int, rounds: int) -> list[dict]:
         loaded = load_run(path)
         _, val_split, test_split = loaded.splits()
         kinds[number] = loaded.config.fusion.model.value
-        val[number], val_labels = predictive(loaded, val_split, seed)
-        test[number], test_labels = predictive(loaded, test_split, seed)
+        val[number], val_labels = split_predictive(loaded, val_split, seed)
+        test[number], test_labels = split_predictive(loaded, test_split, seed)
     rows = []
     for variant in VARIANTS:
         numbers = [n for n in trials if variant == "all" or kinds[n] == variant]
