@@ -20,9 +20,20 @@ FAST_SPACE = SearchSpace(latent_dim=IntDimension(2, 6), hidden_dim=IntDimension(
 
 @pytest.fixture(autouse=True)
 def fast_space(monkeypatch):
-    # No baseline trial 0 (it would train the defaults' 1,500 steps) except where a test asks for it.
-    fast = functools.partial(TuneConfig, space=FAST_SPACE, baseline_trial=False)
-    monkeypatch.setattr(tune_module, "TuneConfig", fast)
+    # The command builds its space from the module's defaults (_TUNE.space, plus --models); no baseline trial 0
+    # (it would train the defaults' 1,500 steps) except where a test asks for it.
+    monkeypatch.setattr(tune_module, "_TUNE", TuneConfig(space=FAST_SPACE))
+    monkeypatch.setattr(tune_module, "TuneConfig", functools.partial(TuneConfig, baseline_trial=False))
+
+
+def test_the_fast_space_reaches_the_trials(runner, tmp_path, data):
+    # Guards the fixture: a trial drawn from the default space instead trains 1,000 or more epochs.
+    out = tmp_path / "study"
+    result = runner.invoke(cli, ["tune", "--data", str(data), "--trials", "1", "--out", str(out), "-q", *BASE])
+    assert result.exit_code == 0, result.output
+    trial = rows(out)[0]
+    assert 2 <= int(trial["params_epochs"]) <= 4
+    assert 2 <= int(trial["params_latent_dim"]) <= 6
 
 
 @pytest.fixture
@@ -50,7 +61,7 @@ def assert_clean_error(result, code, *fragments):
 
 
 def test_tune_prints_only_the_study_path_and_its_best_run_evaluates(runner, tmp_path, data, monkeypatch):
-    monkeypatch.setattr(tune_module, "TuneConfig", functools.partial(TuneConfig, space=FAST_SPACE))  # trial 0 too
+    monkeypatch.setattr(tune_module, "TuneConfig", TuneConfig)  # trial 0 too
     out = tmp_path / "study"
     args = ["tune", "--data", str(data), "--trials", "3", "--out", str(out), "--guard-z", "1e9", *BASE]
     result = runner.invoke(cli, args)
