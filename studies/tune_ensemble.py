@@ -74,6 +74,8 @@ def study_rows(study: Path, seed: int, rounds: int) -> list[dict]:
     rows = []
     for variant in VARIANTS:
         numbers = [n for n in trials if variant == "all" or kinds[n] == variant]
+        if not numbers:  # no candidate of this kind (or no kept trial at all): no row
+            continue
         weights = greedy_ensemble(np.stack([val[n] for n in numbers]), val_labels, rounds)
         mix = np.einsum("k,knc->nc", weights, np.stack([test[n] for n in numbers]))
         members = {str(n): float(w) for n, w in zip(numbers, weights, strict=True) if w > 0}
@@ -95,6 +97,8 @@ def summarise(rows: list[dict], references: dict) -> tuple[dict, str]:
         entry = {"max_linear_concat_accuracy": best_reference, "tune_accuracy": models["tune"]["accuracy_mean"]}
         for variant in VARIANTS:
             mine = [r for r in rows if r["set"] == name and r["variant"] == variant]
+            if not mine:
+                continue
             acc, acc_std = mean_std([r["accuracy"] for r in mine])
             nll, _ = mean_std([r["nll"] for r in mine])
             oracle, _ = mean_std([r["oracle_accuracy"] for r in mine])
@@ -110,12 +114,13 @@ def summarise(rows: list[dict], references: dict) -> tuple[dict, str]:
             table.append([name, variant, *scores, *tune_cells, *tail])
         summary["sets"][name] = entry
     for variant in VARIANTS:
-        margins = [summary["sets"][s][variant]["minus_max_linear_concat_points"] for s in sets]
-        nlls = [summary["sets"][s][variant]["nll_mean"] for s in sets]
+        present = [s for s in sets if variant in summary["sets"][s]]
+        margins = [summary["sets"][s][variant]["minus_max_linear_concat_points"] for s in present]
+        nlls = [summary["sets"][s][variant]["nll_mean"] for s in present]
         summary[variant] = {
             "sets_passing": sum(m >= 0 for m in margins),
-            "mean_minus_max_linear_concat_points": float(np.mean(margins)),
-            "mean_test_nll": float(np.mean(nlls)),
+            "mean_minus_max_linear_concat_points": float(np.mean(margins)) if margins else None,
+            "mean_test_nll": float(np.mean(nlls)) if nlls else None,
         }
     header = ["set", "members", "ensemble test accuracy %", "ensemble test NLL", "max(linear, concat)"]
     header += ["tune (one trial)", "tune NLL", "ensemble >= max(linear, concat) (points)", "distinct members"]
