@@ -300,8 +300,7 @@ class HeadGuide(nn.Module):
     def distribution(self) -> dist.Distribution:
         """q(u) with a `(D,)` event."""
         if self.kind is GuideKind.LOW_RANK:
-            scale = self.scale()
-            return dist.LowRankMultivariateNormal(self.loc, self.covariance_factor(), scale.square())
+            return dist.LowRankMultivariateNormal(self.loc, self.covariance_factor(), self.scale().square())
         return dist.Normal(self.loc, self.scale()).to_event(1)
 
     def covariance_factor(self) -> Tensor:

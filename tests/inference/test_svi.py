@@ -183,8 +183,7 @@ def test_low_rank_guide_draws_match_its_distribution_and_an_old_absolute_factor_
     guide.initialise(generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         guide.raw_scale.uniform_(-3.0, 0.0, generator=torch.Generator().manual_seed(1))
-    # sample() and distribution() describe one covariance: compare sample() moments with F F^T + diag(sigma^2).
-    with torch.no_grad():
+        # sample() and distribution() describe one covariance: sample() moments against F F^T + diag(sigma^2).
         many = guide.sample(200_000, generator=torch.Generator().manual_seed(2))
         flat = torch.cat([(v.log() if n == "precision" else v).reshape(200_000, -1) for n, v in many.items()], -1)
         expected = guide.distribution().covariance_matrix
