@@ -50,12 +50,14 @@ from probfusion.options import (
     SplitKind,
 )
 from probfusion.runs.fit_folder import resumable
+from probfusion.runs.resume import CHECKPOINT_SECONDS
 from probfusion.runs.run_dir import RunDirectory
 
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
 _POOL_DEFAULT = {None: "on where the training rows are in memory", True: "on", False: "off"}[_FUSION.linear_pool]
 _BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
-_RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle"})  # the only options --resume takes
+# The only options --resume takes: none of them changes the result.
+_RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle", "checkpoint_seconds"})
 
 
 def _ard_prior(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -334,6 +336,13 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out with its stored config.")
+@click.option(
+    "--checkpoint-seconds",
+    type=click.FloatRange(min=0),
+    default=CHECKPOINT_SECONDS,
+    show_default=True,
+    help="Least time between two resume checkpoints (0: every epoch); it does not change the result.",
+)
 @quiet_option
 @click.pass_context
 @handle_errors
@@ -381,6 +390,7 @@ def fit(
     out: Path | None,
     overwrite: bool,
     resume: bool,
+    checkpoint_seconds: float,
     quiet: bool,
 ) -> None:
     """Fit a fusion model and write a run directory; prints the run's path.
@@ -481,6 +491,7 @@ def fit(
             overwrite=overwrite,
             resume=resume,
             trust_pickle=trust_pickle,
+            checkpoint_seconds=checkpoint_seconds,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     test = run.metrics["test"]

@@ -5,9 +5,11 @@ import json
 import pytest
 import torch
 
+from probfusion import api
 from probfusion.api import fit, load_run
 from probfusion.config import BayesConfig, DataConfig, FusionConfig, GPMKLConfig, JWAEConfig, RunConfig, TrainConfig
 from probfusion.errors import CheckpointError, ConfigError, InputDataError, RunExistsError, TrainingDivergedError
+from probfusion.runs.checkpoint import read_tensors
 from tests.helpers import small_config, write_interaction_npz
 
 
@@ -45,8 +47,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(config, tmp_path / "cut", on_epoch_end=interrupt)
+        fit(config, tmp_path / "cut", on_epoch_end=interrupt, checkpoint_seconds=0)
     assert not (tmp_path / "cut" / "metrics.json").exists()
+    _, meta = read_tensors(tmp_path / ".cut.partial" / "checkpoint.safetensors")
+    assert meta["counters"]["epoch"] == 2  # the resumed fit below continues from epoch 2
     with pytest.raises(CheckpointError, match="unfinished"):
         load_run(tmp_path / "cut")
     with pytest.raises(RunExistsError):
@@ -55,6 +59,38 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     assert resumed["epochs_run"] == 5
     assert resumed["test"] == straight["test"]
     assert resumed["val"] == straight["val"]
+
+
+def test_checkpoints_are_written_at_most_once_per_interval_and_always_at_the_end(tmp_path, monkeypatch):
+    data = str(write_interaction_npz(tmp_path / "d.npz"))
+    config = small_config(data, epochs=5)
+    straight = fit(config, tmp_path / "straight").metrics
+    writes = []
+    real = api.save_training_state
+    monkeypatch.setattr(
+        api, "save_training_state", lambda run, model, state: writes.append(state.epoch) or real(run, model, state)
+    )
+
+    def interrupt(state):
+        if state.epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # an hour's interval: nothing written by epoch 3
+        fit(config, tmp_path / "cut", on_epoch_end=interrupt, checkpoint_seconds=3600)
+    assert writes == []
+    assert not (tmp_path / ".cut.partial" / "checkpoint.safetensors").exists()
+    resumed = fit(config, tmp_path / "cut", resume=True, checkpoint_seconds=3600)  # from the start, same result
+    assert writes == [5]  # the last epoch only: the finished run keeps its final training state
+    assert resumed.metrics["test"] == straight["test"]
+    _, meta = read_tensors(resumed.path / "checkpoint.safetensors")
+    assert meta["counters"]["epoch"] == 5
+    writes.clear()
+    fit(config, tmp_path / "every", checkpoint_seconds=0)
+    assert writes == [1, 2, 3, 4, 5]
+    for bad in (-1.0, float("nan"), float("inf"), True, "10"):
+        with pytest.raises(ConfigError, match="checkpoint_seconds must be"):
+            fit(config, tmp_path / "bad", checkpoint_seconds=bad)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

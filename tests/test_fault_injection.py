@@ -43,7 +43,8 @@ def _stage_reached(partial: Path, stage: str, seen: dict) -> bool:
 def _kill_at(stage: str, data: Path, out: Path, *, overwrite: bool, seed: int) -> bool:
     """Run a fit in a subprocess and SIGKILL it just after ``stage``; True if it was killed before finishing."""
     command = [sys.executable, "-c", "from probfusion.cli.main import cli; cli()", "fit", "--data", str(data)]
-    command += ["--out", str(out), *ARGS, "-q", *(["--overwrite"] if overwrite else [])]
+    # A checkpoint every epoch, so that every kill instant of the checkpoint stages can land between two writes.
+    command += ["--out", str(out), *ARGS, "--checkpoint-seconds", "0", "-q", *(["--overwrite"] if overwrite else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial, seen, deadline = out.parent / f".{out.name}.partial", {}, time.monotonic() + 120

@@ -152,7 +152,7 @@ def test_an_interrupted_fit_leaves_the_target_alone_and_resumes_exactly(tmp_path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(config, old, overwrite=True, on_epoch_end=interrupt)
+        fit(config, old, overwrite=True, on_epoch_end=interrupt, checkpoint_seconds=0)
     assert _snapshot(old) == before  # the previous run is still there, whole
     with pytest.raises(RunExistsError, match="--resume"):
         fit(config, old, overwrite=False)

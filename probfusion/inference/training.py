@@ -96,6 +96,10 @@ class TrainingState:
     best_weights: dict[str, torch.Tensor] | None = None
     optimizer_state: dict | None = None
 
+    def finished(self, config: TrainConfig) -> bool:
+        """Whether training under ``config`` (epochs and patience resolved) has run its last epoch."""
+        return self.epoch >= config.epochs or self.epochs_without_improvement >= config.patience
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -213,10 +217,7 @@ def train_classifier(
     device = train.labels.device
     started = time.perf_counter()
     stopped_early = False
-    while state.epoch < config.epochs:
-        if state.epochs_without_improvement >= config.patience:
-            stopped_early = True
-            break
+    while not state.finished(config):
         epoch = state.epoch + 1
         tick = time.perf_counter()
         generator = make_generator(_epoch_seed(seed, epoch))

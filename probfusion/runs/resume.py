@@ -21,7 +21,11 @@ from probfusion.inference.training import EpochRecord, TrainingState, selection_
 from probfusion.runs.checkpoint import load_module_state, read_tensors, write_tensors
 from probfusion.runs.run_dir import RunDirectory
 
-__all__ = ["load_training_state", "save_training_state"]
+__all__ = ["CHECKPOINT_SECONDS", "load_training_state", "save_training_state"]
+
+CHECKPOINT_SECONDS = 10.0
+"""Default least time between two checkpoints of a fit (``fit(..., checkpoint_seconds=...)``): a resumed fit repeats
+at most this much training, and a fit of small data no longer spends a third of its time writing checkpoints."""
 
 FORMAT = "probfusion-checkpoint"
 _COUNTERS = ("epoch", "best_epoch", "best_val_nll", "epochs_without_improvement", "history", "optimizer_param_groups")

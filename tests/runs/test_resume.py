@@ -39,7 +39,7 @@ def interrupted(tmp_path_factory):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(config, root / "run", on_epoch_end=stop)
+        fit(config, root / "run", on_epoch_end=stop, checkpoint_seconds=0)  # a checkpoint every epoch
     return root / ".run.partial", config  # an interrupted fit waits in its staging folder
 
 
