@@ -1,4 +1,4 @@
-"""Summary of NOTES.md §20's rows: `python summarise.py rows-*.json` (test accuracy %, NLL; means over seeds)."""
+"""Summary of NOTES.md §20's rows (and of any runner rows: §21, §23, §26): `python summarise.py rows-*.json` (test accuracy %, NLL; means over seeds)."""
 
 import json
 import sys
@@ -28,7 +28,7 @@ HEADER = (
 print("| " + " | ".join(HEADER) + " |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for s in sets:
-    for m in ("lmf", "concat"):
+    for m in dict.fromkeys(r["model"] for r in rows):  # in the order the rows were fitted
         alone, pooled, linear = (cells[(s, m, v)] for v in ("fusion-only", "pooled", "linear-only"))
         if not pooled:
             continue
