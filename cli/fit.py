@@ -221,8 +221,9 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
 @click.option(
     "--input-linear/--no-input-linear",
     default=_FUSION.input_linear,
-    help="lmf, tfn, concat: add a logistic regression on the concatenated inputs to the logits [default: on at "
-    f"most {_FUSION.input_linear_rows_per_class:g} training rows per class, off above].",
+    help="lmf, tfn, concat, and --rank-prior with the SVI head trained end to end: add a logistic regression on "
+    "the concatenated inputs to the logits (of every posterior draw) [default: on at most "
+    f"{_FUSION.input_linear_rows_per_class:g} training rows per class for the deterministic models, off above].",
 )
 @click.option(
     "--linear-pool/--no-linear-pool",

@@ -323,12 +323,14 @@ class FusionConfig(_JSONConfig):
             add a linear map of the concatenated latents to the low-rank fusion's output, as a factorization
             machine adds linear terms to its low-rank interactions (:class:`~probfusion.fusion.lmf.LowRankFusion`).
             Runs stored before this field existed load without it.
-        input_linear: The deterministic classifier (lmf, tfn, concat; no rank prior) adds a linear map of the
-            concatenated standardised inputs to its logits, ``logits = head(fuse(z)) + W [x_1; ...; x_M] + b`` (a
-            wide-and-deep skip: the logistic regression on the concatenation is inside the model), starting at
-            zero. ``None`` turns it on when there are at most ``input_linear_rows_per_class`` training rows per
-            class (:func:`resolve_config`; ``studies/results/real_benchmark/NOTES.md`` §13-14). Runs stored before
-            this field existed load without it.
+        input_linear: The classifier adds a linear map of the concatenated standardised inputs to its logits,
+            ``logits = head(fuse(z)) + W [x_1; ...; x_M] + b`` (a wide-and-deep skip: the logistic regression on
+            the concatenation is inside the model), starting at zero: the deterministic lmf, tfn and concat, and
+            LMF with a rank prior whose SVI head trains end to end (``BayesConfig.end_to_end``; W and b are point
+            estimates beside the posterior, added to every draw's logits). ``None`` turns it on for the
+            deterministic kinds when there are at most ``input_linear_rows_per_class`` training rows per class
+            (:func:`resolve_config`; ``studies/results/real_benchmark/NOTES.md`` §13-14). Runs stored before this
+            field existed load without it.
         input_linear_rows_per_class: With ``input_linear=None``: the most training rows per class at which the
             skip is on.
         linear_pool: The final predictor pools its logits after training with a logistic regression fitted
@@ -377,8 +379,9 @@ class FusionConfig(_JSONConfig):
         _check_non_negative("FusionConfig", input_linear_rows_per_class=self.input_linear_rows_per_class)
         if self.input_linear and not self.accepts_input_linear():
             raise ConfigError(
-                "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models (a second stage "
-                f"would drop it); got model {self.model.value!r} with rank prior {self.rank_prior.value!r}."
+                "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models and to LMF with a "
+                "rank prior whose SVI head trains end to end (a second stage would drop it); got model "
+                f"{self.model.value!r} with rank prior {self.rank_prior.value!r}."
             )
 
         if not self.linear_pool_c_grid or any(not (c > 0 and math.isfinite(c)) for c in self.linear_pool_c_grid):
@@ -399,10 +402,18 @@ class FusionConfig(_JSONConfig):
         """Whether ``linear_pool`` can apply: lmf (any rank prior), tfn or concat."""
         return self.model in (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
 
-    def accepts_input_linear(self) -> bool:
-        """Whether ``input_linear`` can apply: a deterministic lmf, tfn or concat model (no second stage)."""
-        deterministic = (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
-        return self.rank_prior is RankPrior.NONE and self.model in deterministic
+    def accepts_input_linear(self, bayes: BayesConfig | None = None) -> bool:
+        """Whether ``input_linear`` can apply (no second stage on frozen latents would drop it).
+
+        It can for a deterministic lmf, tfn or concat model, and for LMF with a rank prior whose SVI head trains
+        end to end.
+
+        Args:
+            bayes: The Bayesian stage's settings; ``None`` reads :class:`BayesConfig`'s defaults.
+        """
+        if self.rank_prior is RankPrior.NONE:
+            return self.model in (FusionKind.LMF, FusionKind.TFN, FusionKind.CONCAT)
+        return self.model is FusionKind.LMF and (bayes if bayes is not None else BayesConfig()).end_to_end
 
 
 @dataclass(frozen=True)
@@ -700,6 +711,12 @@ class RunConfig(_JSONConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", parse_option(self.device, DeviceKind, name="device"))
         _check_seed("RunConfig", self.seed)
+        if self.fusion.input_linear and not self.fusion.accepts_input_linear(self.bayes):
+            raise ConfigError(
+                "FusionConfig.input_linear with a rank prior needs the SVI head trained end to end; this config "
+                f"has inference {self.bayes.inference.value!r} with train_encoders {self.bayes.train_encoders}. "
+                "Drop input_linear, or use inference 'svi' without train_encoders=False."
+            )
         # The sizes the config alone sets (rank, widths, samples), on the smallest data: arithmetic only.
         check_model_size(self, {"input": 1}, 2, 2)
 
@@ -887,7 +904,9 @@ def resolve_config(
     skip = config.fusion.input_linear
     if skip is None:
         few_rows = num_train / max(1, num_classes) <= config.fusion.input_linear_rows_per_class
-        skip = few_rows and config.fusion.accepts_input_linear()
+        # The Bayesian head takes the skip only when asked (NOTES.md §27 decides whether it resolves on too).
+        deterministic = config.fusion.rank_prior is RankPrior.NONE
+        skip = few_rows and deterministic and config.fusion.accepts_input_linear(config.bayes)
     pool = config.fusion.linear_pool
     if pool is None:
         pool = config.fusion.accepts_linear_pool() and not streaming

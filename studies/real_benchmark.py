@@ -118,6 +118,8 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-input-linear": lambda c: replace(
         c, fusion=FusionConfig(model="concat", input_linear=True, linear_pool=False)
     ),
+    # Ablation row: the input skip in the SVI head trained end to end, pooled as the default (NOTES.md §27).
+    "lmf-ard-input-linear": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard", input_linear=True)),
     # Ablation rows: the fixed weight decay of the previous default (NOTES.md §12a), and ten times it (§12).
     "lmf-wd1e-4": lambda c: replace(c, fusion=NO_POOL, train=replace(c.train, weight_decay=1e-4)),
     "concat-wd1e-4": lambda c: replace(c, fusion=CONCAT_NO_POOL, train=replace(c.train, weight_decay=1e-4)),
@@ -151,6 +153,7 @@ ABLATIONS = (
     "lmf-additive-path",
     "lmf-input-linear",
     "concat-input-linear",
+    "lmf-ard-input-linear",
     "lmf-raw-nll",
     "concat-raw-nll",
     "lmf-wd1e-4",

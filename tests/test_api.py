@@ -183,7 +183,7 @@ def test_train_log_records_epochs_when_called_from_python(tmp_path):
     assert "epoch 1:" in (run.path / "train.log").read_text()
 
 
-@pytest.mark.parametrize("stage", ["ard", "gaussian", "gp-mkl"])
+@pytest.mark.parametrize("stage", ["ard", "gaussian", "gp-mkl", "ard-input-linear"])
 def test_second_stage_runs_load_back_and_predict_what_fit_measured(tmp_path, stage):
     data = str(write_interaction_npz(tmp_path / "d.npz"))
     base = small_config(data, epochs=3)
@@ -194,9 +194,10 @@ def test_second_stage_runs_load_back_and_predict_what_fit_measured(tmp_path, sta
             gp=GPMKLConfig(gp_steps=10, posterior_samples=8),
         )
     else:
+        prior, _, skip = stage.partition("-")  # "ard-input-linear": the SVI head with the input skip
         config = dataclasses.replace(
             base,
-            fusion=FusionConfig(model="lmf", rank=3, fused_dim=8, rank_prior=stage),
+            fusion=FusionConfig(model="lmf", rank=3, fused_dim=8, rank_prior=prior, input_linear=bool(skip)),
             bayes=BayesConfig(svi_steps=60, posterior_samples=8),
         )
     run = fit(config, tmp_path / "run")

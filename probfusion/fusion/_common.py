@@ -45,6 +45,19 @@ def concatenated(views: Mapping[str, Tensor], modalities: Sequence[str]) -> Tens
     return torch.cat([views[m] for m in modalities], dim=-1)
 
 
+def input_skip(*, enabled: bool, num_inputs: int, num_classes: int) -> nn.Linear | None:
+    """The wide-and-deep skip ``A [x_1; ...; x_M] + a`` (``FusionConfig.input_linear``), or ``None`` when off.
+
+    A and a start at zero, so a model begins as it would without the skip; they are trained with the rest.
+    """
+    if not enabled:
+        return None
+    skip = nn.Linear(num_inputs, num_classes)
+    nn.init.zeros_(skip.weight)
+    nn.init.zeros_(skip.bias)
+    return skip
+
+
 def add_linear_pool(module: nn.Module, *, enabled: bool, num_inputs: int, num_classes: int) -> None:
     """Give a classifier the logistic-regression pool's buffers (``FusionConfig.linear_pool``), all zero.
 

@@ -13,7 +13,7 @@ from probfusion._shapes import Views
 from probfusion.config import BayesConfig, FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
-from probfusion.fusion._common import add_linear_pool, concatenated, linear_pool_active, pool_logits
+from probfusion.fusion._common import add_linear_pool, concatenated, input_skip, linear_pool_active, pool_logits
 from probfusion.fusion.bayesian_lmf import BayesianLowRankFusion, HeadGuide, component_activations, head_logits
 from probfusion.fusion.rank import read_components, summarise_rank
 from probfusion.inference.laplace import LaplaceFit, component_sites, linearised_logits, sites_from_components
@@ -39,9 +39,11 @@ class BayesianFusionClassifier(nn.Module):
     uncertainty is not represented. The posterior is held as the guide's variational parameters (SVI; every
     call draws fresh samples), as stored draws (NUTS; each call picks s of them), or as the MAP and the Cholesky
     factors of its block-diagonal covariance (Laplace; the predictive is the linearised one, see
-    :mod:`probfusion.inference.laplace`), all in ``state_dict``. With ``fusion.linear_pool`` every draw's logits
-    are pooled with a logistic regression's, ``(1 - w) f_k + w g`` (:mod:`probfusion.inference.linear_pool`); the
-    posterior diagnostics read the head alone.
+    :mod:`probfusion.inference.laplace`), all in ``state_dict``. With ``fusion.input_linear`` (SVI trained end to
+    end only) every draw's logits gain ``A [x_1; ...; x_M] + a``, a point estimate trained with the encoders inside
+    the ELBO's likelihood (the wide-and-deep skip of the deterministic kinds). With ``fusion.linear_pool`` every
+    draw's logits are pooled with a logistic regression's, ``(1 - w) f_k + w g``
+    (:mod:`probfusion.inference.linear_pool`); the posterior diagnostics read the head alone.
     Implements the :class:`~probfusion.fusion.protocol.Predictor` protocol.
 
     Cost: encoders O(hidden_dim sum_m (d_m + d)); the predictive costs O(s n r (M (d + 1) + c)) beyond one
@@ -109,6 +111,18 @@ class BayesianFusionClassifier(nn.Module):
             self.register_buffer("laplace_component_tril", torch.zeros(fusion.rank, block, block))
             self.register_buffer("laplace_bias_tril", torch.zeros(num_classes, num_classes))
         self.register_buffer("reference_latents", torch.zeros(len(self.modalities), REFERENCE_SIZE, jwae.latent_dim))
+        # The input skip (fusion.input_linear; the SVI head trained end to end only): a point estimate trained with
+        # the encoders, its logits added to every draw's inside the likelihood and the predictive.
+        if fusion.input_linear and not bayes.end_to_end:
+            raise ConfigError(
+                "FusionConfig.input_linear with a rank prior needs the SVI head trained end to end (BayesConfig "
+                "inference 'svi', train_encoders unset or true); Laplace and NUTS fit a frozen head on the latents."
+            )
+        self.input_linear = input_skip(
+            enabled=bool(fusion.input_linear), num_inputs=sum(input_dims.values()), num_classes=num_classes
+        )
+        if self.input_linear is not None:
+            self.input_linear.requires_grad_(self.train_encoders)
         # The logistic-regression pool, fitted after the posterior: every draw's logits become (1 - w) f_k + w g.
         add_linear_pool(
             self, enabled=bool(fusion.linear_pool), num_inputs=sum(input_dims.values()), num_classes=num_classes
@@ -126,6 +140,8 @@ class BayesianFusionClassifier(nn.Module):
         """End end-to-end training: the encoders become fixed point estimates, in eval mode."""
         self.train_encoders = False
         self.jwae.requires_grad_(False)
+        if self.input_linear is not None:
+            self.input_linear.requires_grad_(False)
         self.jwae.eval()
 
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -246,6 +262,7 @@ class BayesianFusionClassifier(nn.Module):
         encoded = self.jwae.encode(views)
         latents = [encoded[m] for m in self.modalities]
         count = self.bayes.posterior_samples if num_samples is None else num_samples
+        skip = self.skip_logits(views)
         if self.inference is not InferenceKind.LAPLACE:
             logits = head_logits(latents, self.posterior_draws(count, generator))
         else:
@@ -253,9 +270,15 @@ class BayesianFusionClassifier(nn.Module):
                 raise ConfigError(f"num_samples must be a positive integer; got {count}.")
             # The linearised (GLM) predictive of the GGN Laplace: logits(theta*) + J (theta - theta*).
             logits = linearised_logits(latents, self._laplace_centre(), self._laplace_offsets(count, generator))
+        if skip is not None:  # the same (n, c) for every draw
+            logits = logits + skip
         if linear_pool_active(self):  # the regression's (n, c) logits are the same for every draw
             logits = pool_logits(self, logits, concatenated(views, self.modalities))
         return logits
+
+    def skip_logits(self, views: Views) -> Tensor | None:
+        """The input skip's `(n, c)` logits ``A [x_1; ...; x_M] + a``, or ``None`` without one."""
+        return None if self.input_linear is None else self.input_linear(concatenated(views, self.modalities))
 
     def forward(self, views: Views) -> Tensor:
         """Log of the posterior-mean predictive probabilities, `(n, c)` (``bayes.posterior_samples`` draws)."""

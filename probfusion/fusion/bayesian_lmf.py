@@ -163,7 +163,12 @@ class BayesianLowRankFusion(PyroModule):
         return self.prior_precision.expand(self.rank)
 
     def forward(
-        self, latents: Sequence[Tensor], labels: Tensor | None = None, *, total_size: int | None = None
+        self,
+        latents: Sequence[Tensor],
+        labels: Tensor | None = None,
+        *,
+        total_size: int | None = None,
+        offset: Tensor | None = None,
     ) -> Tensor:
         """The Pyro model: sample the head's parameters, then the labels of one (mini)batch.
 
@@ -171,6 +176,8 @@ class BayesianLowRankFusion(PyroModule):
             latents: M tensors of shape `(n, d_m)`.
             labels: `(n,)` class labels, or ``None`` to sample them.
             total_size: Size N of the full data set; the likelihood is scaled by N / n. ``None``: n.
+            offset: `(n, c)` logits added to the head's, a point-estimated part of the model (the input skip of
+                :class:`~probfusion.fusion.bayesian_classifier.BayesianFusionClassifier`); ``None``: none.
 
         Returns:
             A `(n, c)` tensor of logits.
@@ -184,6 +191,8 @@ class BayesianLowRankFusion(PyroModule):
         sites["theta"] = pyro.sample("theta", self.theta_prior(precision)).unsqueeze(0)
         sites["bias"] = pyro.sample("bias", self.bias_prior()).unsqueeze(0)
         logits = head_logits(latents, sites)[0]
+        if offset is not None:
+            logits = logits + offset
         n = logits.shape[0]
         with pyro.plate("data", size=total_size or n, subsample=torch.arange(n, device=logits.device)):
             pyro.sample("obs", dist.Categorical(logits=logits), obs=labels)
@@ -345,9 +354,14 @@ class HeadGuide(nn.Module):
         return {k: v[0] for k, v in self.unpack(self.loc.unsqueeze(0)).items()}
 
     def forward(
-        self, latents: Sequence[Tensor], labels: Tensor | None = None, *, total_size: int | None = None
+        self,
+        latents: Sequence[Tensor],
+        labels: Tensor | None = None,
+        *,
+        total_size: int | None = None,
+        offset: Tensor | None = None,
     ) -> None:
-        """The Pyro guide (same signature as the model)."""
+        """The Pyro guide (same signature as the model; the offset does not enter q)."""
         flat = pyro.sample("_head_u", self.distribution(), infer={"is_auxiliary": True})
         for name, value in self.unpack(flat.unsqueeze(0)).items():
             value = value[0]

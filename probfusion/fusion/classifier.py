@@ -12,7 +12,7 @@ from probfusion._shapes import Views
 from probfusion.config import FusionConfig, JWAEConfig
 from probfusion.encoders.jwae import JointWAE
 from probfusion.errors import ConfigError
-from probfusion.fusion._common import add_linear_pool, concatenated, linear_pool_active, pool_logits
+from probfusion.fusion._common import add_linear_pool, concatenated, input_skip, linear_pool_active, pool_logits
 from probfusion.fusion.factory import build_fusion, build_head
 
 __all__ = ["MultimodalClassifier"]
@@ -83,12 +83,10 @@ class MultimodalClassifier(nn.Module):
         else:
             self.fusion, self.head = layers
         self.num_classes = num_classes
-        # The wide-and-deep skip (FusionConfig.input_linear, resolved; None builds none), zero at the start: the
-        # model begins as without it.
-        self.input_linear = nn.Linear(sum(input_dims.values()), num_classes) if fusion.input_linear else None
-        if self.input_linear is not None:
-            nn.init.zeros_(self.input_linear.weight)
-            nn.init.zeros_(self.input_linear.bias)
+        # The wide-and-deep skip (FusionConfig.input_linear, resolved; None builds none), zero at the start.
+        self.input_linear = input_skip(
+            enabled=bool(fusion.input_linear), num_inputs=sum(input_dims.values()), num_classes=num_classes
+        )
         self.register_buffer("temperature", torch.ones(()))
         add_linear_pool(
             self, enabled=bool(fusion.linear_pool), num_inputs=sum(input_dims.values()), num_classes=num_classes

@@ -302,7 +302,8 @@ def elbo_objective(num_train: int) -> Objective:
             raise TypeError(f"The ELBO objective needs a BayesianFusionClassifier with a guide; got {type(model)}.")
         encoded = model.jwae.encode(views)
         latents = [encoded[m] for m in model.modalities]
-        loss = loss_fn(model.head, model.guide, latents, labels, total_size=num_train) / num_train
+        offset = model.skip_logits(views)
+        loss = loss_fn(model.head, model.guide, latents, labels, total_size=num_train, offset=offset) / num_train
         return loss, model.jwae.loss(views, encoded, generator=generator)
 
     return objective

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from probfusion import fit, load_run
-from probfusion.config import BayesConfig, FusionConfig, JWAEConfig, TrainConfig
+from probfusion.config import BayesConfig, FusionConfig, JWAEConfig, RunConfig, TrainConfig
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.inference.data import TensorData
@@ -103,3 +103,82 @@ def test_end_to_end_validation_scores_reproduce_whatever_the_global_rng(tmp_path
     second = fit(config, tmp_path / "b").metrics
     assert first["val"] == second["val"]
     assert first["test"] == second["test"]
+
+
+def test_the_input_skip_is_refused_where_a_second_stage_would_drop_it() -> None:
+    skip = FusionConfig(rank_prior="ard", input_linear=True)
+    assert RunConfig(fusion=skip).fusion.input_linear  # the SVI default trains end to end: it takes the skip
+    for bayes in (BayesConfig(inference="laplace"), BayesConfig(inference="nuts"), BayesConfig(train_encoders=False)):
+        with pytest.raises(ConfigError, match="needs the SVI head trained end to end"):
+            RunConfig(fusion=skip, bayes=bayes)
+    with pytest.raises(ConfigError, match="input_linear applies to"):
+        FusionConfig(model="gp-mkl", input_linear=True)
+
+
+def _skip_model(num_classes: int = 2, latent_dim: int = 4) -> BayesianFusionClassifier:
+    model = BayesianFusionClassifier(
+        input_dims={"a": 4, "b": 3},
+        num_classes=num_classes,
+        jwae=JWAEConfig(latent_dim=latent_dim, hidden_dim=16),
+        fusion=FusionConfig(rank=4, rank_prior="ard", input_linear=True, linear_pool=False),
+        bayes=BayesConfig(posterior_samples=8),
+        rank_prior="ard",
+        train_encoders=True,
+    )
+    assert model.guide is not None
+    model.guide.initialise(generator=torch.Generator().manual_seed(0))
+    return model
+
+
+def test_the_input_skip_adds_one_linear_map_to_every_draw_and_to_the_elbo() -> None:
+    data = _tiny(40)
+    model = _skip_model()
+    assert model.input_linear is not None
+    assert float(model.input_linear.weight.detach().abs().sum()) == 0.0  # starts as without it
+    with torch.no_grad():
+        model.input_linear.weight.normal_(generator=torch.Generator().manual_seed(1))
+        model.input_linear.bias.normal_(generator=torch.Generator().manual_seed(2))
+    model.eval()
+    with torch.no_grad():
+        pooled = model.predictive_logits(data.views, 5, generator=torch.Generator().manual_seed(3))
+        skip = model.input_linear(torch.cat([data.views["a"], data.views["b"]], dim=-1))
+        model.input_linear.weight.zero_()
+        model.input_linear.bias.zero_()
+        head = model.predictive_logits(data.views, 5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(pooled - head, skip.expand(5, -1, -1))  # the same (n, c) for each of the 5 draws
+    model.train()
+    loss, _ = elbo_objective(len(data))(model, data.views, data.labels, epoch=1, generator=torch.Generator())
+    loss.backward()
+    assert model.input_linear.weight.grad is not None
+    assert float(model.input_linear.weight.grad.detach().abs().sum()) > 0  # the skip is inside the likelihood
+    model.freeze_encoders()
+    assert not model.input_linear.weight.requires_grad
+
+
+def _linear_labels(n: int, seed: int) -> TensorData:
+    """Six classes from the argmax of a fixed linear map of both views: what a linear skip fits exactly."""
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g)
+    weight = torch.randn(6, 7, generator=torch.Generator().manual_seed(99))
+    return TensorData({"a": a, "b": b}, (torch.cat([a, b], dim=-1) @ weight.T).argmax(-1))
+
+
+def test_the_input_skip_fits_what_one_dimensional_latents_cannot() -> None:
+    train, val = _linear_labels(300, 0), _linear_labels(200, 1)
+    accuracy = {}
+    for with_skip in (False, True):
+        torch.manual_seed(0)
+        model = _skip_model(num_classes=6, latent_dim=1)
+        if not with_skip:
+            model.input_linear = None
+        result = train_classifier(
+            model,
+            train,
+            val,
+            TrainConfig(epochs=20, batch_size=64, patience=20, weight_decay=1e-3, learning_rate=0.01),
+            seed=0,
+            objective=elbo_objective(len(train)),
+        )
+        accuracy[with_skip] = result.history[result.best_epoch - 1].val_accuracy
+    assert accuracy[True] > 0.8  # six classes: chance is about 1/6 (0.89 when written)
+    assert accuracy[True] > accuracy[False] + 0.2  # a 1-d latent per view cannot place six linear classes (0.50)

@@ -1,4 +1,7 @@
-"""Summary of NOTES.md §20's rows (and of any runner rows: §21, §23, §26): `python summarise.py rows-*.json` (test accuracy %, NLL; means over seeds)."""
+"""Summary of NOTES.md §20's rows (and of any runner's: §21, §23, §26, §27).
+
+`python summarise.py rows-*.json` (test accuracy %, NLL; means over seeds).
+"""
 
 import json
 import sys
