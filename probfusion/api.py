@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import platform
 import re
 import subprocess
@@ -550,8 +549,9 @@ def fit(
         progress: Called with ``(epochs done, epochs total)`` after every epoch.
         on_epoch_end: Called with the training state after every epoch, after any checkpoint is written.
         checkpoint_seconds: Write the resume checkpoint after an epoch when at least this many seconds have passed
-            since the last one (or since training began); ``0`` writes one every epoch. An interrupted fit resumes
-            from its last checkpoint (from the start when it wrote none), with the same result either way.
+            since the last one (or since training began), and after the last epoch; ``0`` writes one every epoch,
+            ``math.inf`` only the last. An interrupted fit resumes from its last checkpoint (from the start when it
+            wrote none), with the same result either way.
 
     Returns:
         The finished run.
@@ -563,7 +563,7 @@ def fit(
     if overwrite and resume:
         raise ConfigError("--overwrite and --resume exclude each other; pick one.")
     if isinstance(checkpoint_seconds, bool) or not (
-        isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0 and math.isfinite(checkpoint_seconds)
+        isinstance(checkpoint_seconds, int | float) and checkpoint_seconds >= 0  # NaN fails too; inf: the last only
     ):
         raise ConfigError(f"checkpoint_seconds must be a non-negative number of seconds; got {checkpoint_seconds!r}.")
     config = _with_absolute_data_path(config)
