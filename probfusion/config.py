@@ -712,10 +712,11 @@ class RunConfig(_JSONConfig):
         object.__setattr__(self, "device", parse_option(self.device, DeviceKind, name="device"))
         _check_seed("RunConfig", self.seed)
         if self.fusion.input_linear and not self.fusion.accepts_input_linear(self.bayes):
+            frozen = "train_encoders=False" if self.bayes.train_encoders is False else "its second stage"
             raise ConfigError(
-                "FusionConfig.input_linear with a rank prior needs the SVI head trained end to end; this config "
-                f"has inference {self.bayes.inference.value!r} with train_encoders {self.bayes.train_encoders}. "
-                "Drop input_linear, or use inference 'svi' without train_encoders=False."
+                "FusionConfig.input_linear with a rank prior needs the SVI head trained end to end; inference "
+                f"{self.bayes.inference.value!r} fits the head on frozen latents ({frozen}). Drop input_linear, or "
+                "use inference 'svi' with the encoders trained (the default)."
             )
         # The sizes the config alone sets (rank, widths, samples), on the smallest data: arithmetic only.
         check_model_size(self, {"input": 1}, 2, 2)

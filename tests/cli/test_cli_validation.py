@@ -67,6 +67,21 @@ def test_bad_data_is_exit_1_with_one_line(runner, tmp_path, changes, fragment):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--inference", "laplace"],
+        ["--inference", "nuts"],
+        ["--frozen-encoders"],
+    ],
+)
+def test_the_input_skip_on_a_frozen_bayesian_head_is_one_line(runner, tmp_path, args):
+    data = write_interaction_npz(tmp_path / "d.npz")
+    result = _fit(runner, data, tmp_path / "run", "--rank-prior", "ard", "--input-linear", *args)
+    assert_clean_error(result, 2, "needs the SVI head trained end to end")
+    assert not (tmp_path / "run").exists()
+
+
 def test_labels_and_huge_features_fit_to_finite_metrics(runner, tmp_path):
     data = _npz(tmp_path / "d.npz", y=lambda a: np.array([3, 42])[a["y"]], x_a=lambda a: a["x_a"] * 1e30)
     result = _fit(runner, data, tmp_path / "run")
