@@ -118,6 +118,9 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-input-linear": lambda c: replace(
         c, fusion=FusionConfig(model="concat", input_linear=True, linear_pool=False)
     ),
+    # Ablation rows: the deterministic kinds without their input skip, pooled as the default (NOTES.md §28).
+    "lmf-no-input-linear": lambda c: replace(c, fusion=FusionConfig(input_linear=False)),
+    "concat-no-input-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", input_linear=False)),
     # Ablation row: the input skip in the SVI head trained end to end, pooled as the default (NOTES.md §27).
     "lmf-ard-input-linear": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard", input_linear=True)),
     # Ablation rows: the fixed weight decay of the previous default (NOTES.md §12a), and ten times it (§12).
@@ -154,6 +157,8 @@ ABLATIONS = (
     "lmf-input-linear",
     "concat-input-linear",
     "lmf-ard-input-linear",
+    "lmf-no-input-linear",
+    "concat-no-input-linear",
     "lmf-raw-nll",
     "concat-raw-nll",
     "lmf-wd1e-4",
