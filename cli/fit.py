@@ -222,8 +222,8 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
     "--input-linear/--no-input-linear",
     default=_FUSION.input_linear,
     help="lmf, tfn, concat, and --rank-prior with the SVI head trained end to end: add a logistic regression on "
-    "the concatenated inputs to the logits (of every posterior draw) [default: on at most "
-    f"{_FUSION.input_linear_rows_per_class:g} training rows per class for the deterministic models, off above].",
+    "the concatenated inputs to the logits (of every posterior draw); with a handful of rows per class and "
+    "--no-linear-pool it carries the model [default: off; the pool brings the regression in instead].",
 )
 @click.option(
     "--linear-pool/--no-linear-pool",

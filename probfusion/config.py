@@ -327,12 +327,12 @@ class FusionConfig(_JSONConfig):
             ``logits = head(fuse(z)) + W [x_1; ...; x_M] + b`` (a wide-and-deep skip: the logistic regression on
             the concatenation is inside the model), starting at zero: the deterministic lmf, tfn and concat, and
             LMF with a rank prior whose SVI head trains end to end (``BayesConfig.end_to_end``; W and b are point
-            estimates beside the posterior, added to every draw's logits). ``None`` turns it on for the
-            deterministic kinds when there are at most ``input_linear_rows_per_class`` training rows per class
-            (:func:`resolve_config`; ``studies/results/real_benchmark/NOTES.md`` §13-14). Runs stored before this
-            field existed load without it.
-        input_linear_rows_per_class: With ``input_linear=None``: the most training rows per class at which the
-            skip is on.
+            estimates beside the posterior, added to every draw's logits). ``None`` (the default) resolves off:
+            it was on at 10 or fewer training rows per class (``studies/results/real_benchmark/NOTES.md``
+            §13-14) until the pool below made it redundant there and its presence made the pool worse (§27-28);
+            runs stored under that rule load as they were trained. With the pool off (``linear_pool=False``, a
+            folder source) §14's evidence still argues for it with a handful of rows per class. Runs stored
+            before this field existed load without it.
         linear_pool: The final predictor pools its logits after training with a logistic regression fitted
             apart on the concatenated standardised inputs: ``softmax(((1 - w) f + w g) / T)`` for the
             deterministic lmf, tfn and concat models, each posterior draw's logits ``(1 - w) f_k + w g`` for LMF
@@ -351,6 +351,8 @@ class FusionConfig(_JSONConfig):
         "input_linear": False,
         "linear_pool": False,
     }
+    # The threshold of the retired rows-per-class rule of input_linear (NOTES.md §28), read past in stored configs.
+    _RETIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({"input_linear_rows_per_class"})
 
     model: FusionKind = FusionKind.LMF
     rank: int | None = None
@@ -360,7 +362,6 @@ class FusionConfig(_JSONConfig):
     lmf_init: LMFInit = LMFInit.ADDITIVE
     additive_path: bool = False
     input_linear: bool | None = None
-    input_linear_rows_per_class: float = 10.0
     linear_pool: bool | None = None
     linear_pool_c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     linear_pool_steps: int = 20
@@ -376,7 +377,6 @@ class FusionConfig(_JSONConfig):
                 f"Rank prior {self.rank_prior.value!r} applies to model 'lmf' only; got model {self.model.value!r}. "
                 "Use rank prior 'none' with other models."
             )
-        _check_non_negative("FusionConfig", input_linear_rows_per_class=self.input_linear_rows_per_class)
         if self.input_linear and not self.accepts_input_linear():
             raise ConfigError(
                 "FusionConfig.input_linear applies to the deterministic lmf, tfn and concat models and to LMF with a "
@@ -862,9 +862,7 @@ def resolve_config(
       Bayesian models of one data set compare at the same maximum rank, and the Bayesian head's logits
       (``Theta`` is c x r) are not capped below rank c;
     * ``fusion.fused_dim = max(32, c)``: the head's logits have rank at most h;
-    * ``fusion.input_linear = n / c <= input_linear_rows_per_class`` (10) for the deterministic lmf, tfn and
-      concat models, else off: with a handful of rows per class the logistic regression inside the model carries
-      it (NOTES.md §13-14);
+    * ``fusion.input_linear``: off (the pool below brings the logistic regression in instead; NOTES.md §28);
     * ``fusion.linear_pool``: on for lmf (with or without a rank prior), tfn and concat when the training rows are
       in memory (``streaming`` false), else off: the regression is fitted on all of them at once (NOTES.md §20-21).
 
@@ -902,12 +900,7 @@ def resolve_config(
     if rank is None:
         rank = min(_MAX_RANK, max(_BASE_RANK, num_classes))
     fused = config.fusion.fused_dim if config.fusion.fused_dim is not None else max(_BASE_FUSED, num_classes)
-    skip = config.fusion.input_linear
-    if skip is None:
-        few_rows = num_train / max(1, num_classes) <= config.fusion.input_linear_rows_per_class
-        # The Bayesian head takes the skip only when asked (NOTES.md §27 decides whether it resolves on too).
-        deterministic = config.fusion.rank_prior is RankPrior.NONE
-        skip = few_rows and deterministic and config.fusion.accepts_input_linear(config.bayes)
+    skip = bool(config.fusion.input_linear)  # None: off since NOTES.md §28
     pool = config.fusion.linear_pool
     if pool is None:
         pool = config.fusion.accepts_linear_pool() and not streaming

@@ -232,7 +232,7 @@ class SearchSpace(_JSONConfig):
             dims.pop("prior_weight", None)
         if "epochs" in dims or base.train.epochs is not None:
             dims.pop("min_steps", None)
-        # The deterministic kinds only, as the default resolves it (a rank prior's head takes it only when asked).
+        # The deterministic kinds only: the Bayesian head's skip is an option that a study does not draw (NOTES §27).
         if base.fusion.rank_prior is not RankPrior.NONE or not base.fusion.accepts_input_linear(base.bayes):
             dims.pop("input_linear", None)
         return dims

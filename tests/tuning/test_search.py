@@ -304,7 +304,8 @@ def test_a_study_stored_before_a_config_field_existed_resumes(tmp_path):
     tune(BASE, out, settings(1))
     study = open_study(StudyFolder(out), settings(1), BASE, create=False)
     stored = study.user_attrs["probfusion_base_config"]
-    del stored["data"]["synthetic"]["labels"], stored["fusion"]["input_linear_rows_per_class"]
+    del stored["data"]["synthetic"]["labels"]
+    stored["fusion"]["input_linear_rows_per_class"] = 10.0  # and a field retired since (NOTES.md §28)
     study.set_user_attr("probfusion_base_config", stored)
     # ... and a dimension added later: an older study's space has no key for it, so it was not drawn there.
     space = study.user_attrs["probfusion_space"]
