@@ -1,7 +1,12 @@
-"""Runs stored before the ``temperature`` buffer (and ``TrainConfig.calibration``) load as they were trained."""
+"""Runs stored by older versions load as they were trained.
+
+Before the ``temperature`` buffer (and ``TrainConfig.calibration``), and under the retired rows-per-class rule of
+the input skip (NOTES.md §28).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -62,3 +67,26 @@ def test_a_state_without_the_temperature_fills_it_and_other_gaps_still_fail(tmp_
     with pytest.raises(CheckpointError, match="missing"):
         load_module_state(model, incomplete, prefix="model.", source=tmp_path / "w")
     assert TrainConfig.from_dict({}).calibration is Calibration.NONE
+
+
+def test_a_run_of_the_retired_rows_per_class_rule_loads_with_the_skip_it_was_trained_with(tmp_path):
+    # Before NOTES.md §28, input_linear=None resolved on at 10 or fewer rows per class; such a run stores None in
+    # "config", True in "resolved" and the retired threshold in both, and must load with its skip.
+    data = write_separable_npz(tmp_path / "d.npz", n=200)
+    base = small_config(str(data), epochs=3)
+    config = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, input_linear=True))
+    run = fit(config, tmp_path / "run")
+    before = load_run(run.path)
+    config_path = run.path / "config.json"
+    record = json.loads(config_path.read_text())
+    record["config"]["fusion"]["input_linear"] = None
+    for part in ("config", "resolved"):
+        record[part]["fusion"]["input_linear_rows_per_class"] = 10.0
+    config_path.write_text(json.dumps(record))
+    write_manifest(run.path, list(json.loads((run.path / MANIFEST).read_text())["sha256"]))
+    old = load_run(run.path)
+    assert old.model.input_linear is not None
+    _, _, test = old.splits()
+    views = old.tensors(test).views
+    with torch.no_grad():
+        assert torch.equal(old.model(views), before.model(views))
