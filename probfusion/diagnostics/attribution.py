@@ -296,13 +296,20 @@ def component_contributions(latents: Sequence[Tensor], draws: dict[str, Tensor])
     return contributions, contributions.sum(-2) + draws["bias"].unsqueeze(-2)
 
 
-def ablation_from_draws(latents: Sequence[Tensor], draws: dict[str, Tensor], labels: Tensor | None = None) -> Ablation:
+def ablation_from_draws(
+    latents: Sequence[Tensor],
+    draws: dict[str, Tensor],
+    labels: Tensor | None = None,
+    offset: Tensor | None = None,
+) -> Ablation:
     """Remove each component in turn (Theta column set to 0) from every draw of the seed-form head.
 
     Args:
         latents: M tensors `(n, d_m)`.
         draws: ``factor_k`` `(s, r, d_k + 1)`, ``theta`` `(s, c, r)`, ``bias`` `(s, c)`.
         labels: `(n,)` class labels, or ``None``.
+        offset: `(n, c)` logits added to every draw's, kept when a component is removed (the input skip), or
+            ``None``.
 
     Returns:
         The ablation. Draws go in batches that keep the `(batch, n, r, c)` removed logits near 2^24 numbers.
@@ -315,6 +322,8 @@ def ablation_from_draws(latents: Sequence[Tensor], draws: dict[str, Tensor], lab
         for start in range(0, s, batch):  # batches of draws (memory), each vectorised over its draws
             part = {k: v[start : start + batch] for k, v in draws.items()}
             contributions, logits = component_contributions(latents, part)
+            if offset is not None:
+                logits = logits + offset
             ablated = logits.unsqueeze(-2) - contributions  # (b, n, r, c): logits without component i
             change = contributions - contributions.mean(-1, keepdim=True)  # class-centred
             variance = change.double().var(dim=1, unbiased=False).sum(-1)  # (b, r)
@@ -326,7 +335,11 @@ def ablation_from_draws(latents: Sequence[Tensor], draws: dict[str, Tensor], lab
 
 
 def ablation_from_lmf(
-    latents: Sequence[Tensor], fusion: LowRankFusion, head: torch.nn.Module, labels: Tensor | None = None
+    latents: Sequence[Tensor],
+    fusion: LowRankFusion,
+    head: torch.nn.Module,
+    labels: Tensor | None = None,
+    offset: Tensor | None = None,
 ) -> Ablation:
     """Remove each component of a deterministic LMF in turn (its `(n, h)` output dropped before the head).
 
@@ -335,6 +348,8 @@ def ablation_from_lmf(
         fusion: The fitted fusion layer.
         head: The classifier head, `(..., h) -> (..., c)` logits.
         labels: `(n,)` class labels, or ``None``.
+        offset: `(n, c)` logits added to the head's, kept when a component is removed (the input skip), or
+            ``None``.
 
     Returns:
         The ablation (``logit_variance_share`` is of the fused representation's change).
@@ -343,7 +358,9 @@ def ablation_from_lmf(
         components = fusion.component_outputs(latents)  # (n, r, h)
         fused = fusion(latents)  # the components' sum, plus the additive path if the layer has one
         variance = components.double().var(dim=0, unbiased=False).sum(-1)  # (r,)
-        probs = head(fused).softmax(-1).double()
-        ablated_probs = head(fused.unsqueeze(1) - components).softmax(-1).double()  # (n, r, c)
+        logits, ablated = head(fused), head(fused.unsqueeze(1) - components)  # (n, c), (n, r, c)
+        if offset is not None:
+            logits, ablated = logits + offset, ablated + offset.unsqueeze(1)
+        probs, ablated_probs = logits.softmax(-1).double(), ablated.softmax(-1).double()
     share = variance / variance.sum().clamp_min(torch.finfo(variance.dtype).tiny)
     return Ablation(share, *_prediction_changes(probs, ablated_probs, labels))

@@ -59,7 +59,7 @@ from probfusion.diagnostics.posterior import (
     pointwise_log_likelihood,
     posterior,
     resolve_run,
-    split_latents,
+    split_inputs,
 )
 from probfusion.errors import ConfigError
 from probfusion.options import InferenceKind
@@ -232,8 +232,13 @@ def component_identifiability(idata: az.InferenceData) -> dict[str, Any]:
     }
 
 
-def _log_joint(run: LoadedRun, draws: dict[str, Tensor], latents: list[Tensor], labels: Tensor) -> Tensor:
-    """``log p(theta, y)`` per draw: the head's priors plus the full-data likelihood, a `(s,)` tensor."""
+def _log_joint(
+    run: LoadedRun, draws: dict[str, Tensor], latents: list[Tensor], labels: Tensor, offset: Tensor | None = None
+) -> Tensor:
+    """``log p(theta, y)`` per draw: the head's priors plus the full-data likelihood, a `(s,)` tensor.
+
+    ``offset``: the input skip's `(n, c)` logits, a point estimate inside the likelihood (no prior term here).
+    """
     head = bayesian_model(run).head
     precision = draws["precision"]
     total = head.theta_prior(precision).log_prob(draws["theta"]) + head.bias_prior().log_prob(draws["bias"])
@@ -241,7 +246,7 @@ def _log_joint(run: LoadedRun, draws: dict[str, Tensor], latents: list[Tensor], 
         total = total + head.factor_prior(k, precision).log_prob(draws[f"factor_{k}"])
     if head.is_ard:
         total = total + head.precision_prior().log_prob(precision)
-    return total + pointwise_log_likelihood(latents, labels, draws).sum(-1)
+    return total + pointwise_log_likelihood(latents, labels, draws, offset).sum(-1)
 
 
 def _log_guide(run: LoadedRun, draws: dict[str, Tensor]) -> Tensor:
@@ -288,10 +293,10 @@ def variational_pareto_k(
             "and Laplace runs (NUTS draws need no importance correction: read the convergence check)."
         )
     flat = (draws if draws is not None else draw_posterior(run, num_draws=num_draws, seed=seed)).flat()
-    latents, labels = split_latents(run, "train")
+    latents, labels, offset = split_inputs(run, "train")
     with torch.no_grad():
         log_q = model.laplace_log_density(flat) if model.inference is InferenceKind.LAPLACE else _log_guide(run, flat)
-        log_ratio = (_log_joint(run, flat, latents, labels).double() - log_q.double()).numpy()
+        log_ratio = (_log_joint(run, flat, latents, labels, offset).double() - log_q.double()).numpy()
     smoothed, k = az.psislw(log_ratio - log_ratio.max())
     k = float(k)
     weights = np.exp(smoothed)

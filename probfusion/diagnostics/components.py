@@ -23,7 +23,13 @@ from probfusion.diagnostics.attribution import (
     attribution_from_draws,
     attribution_from_lmf,
 )
-from probfusion.diagnostics.posterior import PosteriorDraws, draw_posterior, resolve_run, split_latents
+from probfusion.diagnostics.posterior import (
+    PosteriorDraws,
+    draw_posterior,
+    resolve_run,
+    split_inputs,
+    split_latents,
+)
 from probfusion.errors import ConfigError
 from probfusion.fusion.bayesian_classifier import REFERENCE_SIZE, BayesianFusionClassifier
 from probfusion.fusion.classifier import MultimodalClassifier
@@ -126,9 +132,9 @@ def component_ablation(
     """
     run = resolve_run(run)
     _check(run)
-    latents, labels = split_latents(run, split)
+    latents, labels, offset = split_inputs(run, split)  # the input skip's logits stay when a component goes
     model = run.model
     if isinstance(model, BayesianFusionClassifier):
         drawn = draws if draws is not None else draw_posterior(run, num_draws=num_draws, seed=seed)
-        return ablation_from_draws(latents, drawn.flat(), labels)
-    return ablation_from_lmf(latents, model.fusion, model.head, labels)
+        return ablation_from_draws(latents, drawn.flat(), labels, offset)
+    return ablation_from_lmf(latents, model.fusion, model.head, labels, offset)

@@ -29,6 +29,7 @@ from probfusion.diagnostics._arviz import az
 from probfusion.diagnostics.attribution import attribution_from_draws
 from probfusion.diagnostics.inference_data import build_inference_data
 from probfusion.errors import ConfigError
+from probfusion.fusion._common import concatenated
 from probfusion.fusion.bayesian_classifier import BayesianFusionClassifier
 from probfusion.fusion.bayesian_lmf import component_activations, head_logits
 from probfusion.fusion.rank import ComponentReadout, read_components, summarise_rank
@@ -44,6 +45,7 @@ __all__ = [
     "pointwise_log_likelihood",
     "posterior",
     "resolve_run",
+    "split_inputs",
     "split_latents",
 ]
 
@@ -133,8 +135,11 @@ def draw_posterior(run: LoadedRun | Path | str, *, num_draws: int | None = None,
 SPLITS = ("train", "val", "test")
 
 
-def split_latents(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor]:
-    """Encoded latents M x `(n, d)` and labels `(n,)` of the run's ``train``, ``val`` or ``test`` split.
+def split_inputs(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor, Tensor | None]:
+    """Latents M x `(n, d)`, labels `(n,)` and the input skip's `(n, c)` logits of a ``train``/``val``/``test`` split.
+
+    The skip's logits (``fusion.input_linear``) are ``None`` for a model without one; with one they are part of
+    the likelihood that every draw's head logits are added to.
 
     Raises:
         ConfigError: For another split name.
@@ -142,14 +147,34 @@ def split_latents(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor]:
     if split not in SPLITS:
         raise ConfigError(f"Split must be one of {list(SPLITS)}; got {split!r}.")
     data = run.tensors(run.splits()[SPLITS.index(split)])
+    model = run.model
+    skip = getattr(model, "input_linear", None)
     with torch.no_grad():
-        encoded = run.model.jwae.encode(data.views)  # type: ignore[attr-defined]
-    return [encoded[m] for m in run.model.modalities], data.labels  # type: ignore[attr-defined]
+        encoded = model.jwae.encode(data.views)  # type: ignore[attr-defined]
+        offset = None if skip is None else skip(concatenated(data.views, model.modalities))  # type: ignore[arg-type]
+    return [encoded[m] for m in model.modalities], data.labels, offset  # type: ignore[attr-defined]
 
 
-def pointwise_log_likelihood(latents: list[Tensor], labels: Tensor, draws: dict[str, Tensor]) -> Tensor:
-    """``log p(y_j | z_j, theta^(k))`` for every draw k and row j: a `(s, n)` tensor (vectorised over draws)."""
+def split_latents(run: LoadedRun, split: str) -> tuple[list[Tensor], Tensor]:
+    """Encoded latents M x `(n, d)` and labels `(n,)` of the run's ``train``, ``val`` or ``test`` split.
+
+    Raises:
+        ConfigError: For another split name.
+    """
+    latents, labels, _ = split_inputs(run, split)
+    return latents, labels
+
+
+def pointwise_log_likelihood(
+    latents: list[Tensor], labels: Tensor, draws: dict[str, Tensor], offset: Tensor | None = None
+) -> Tensor:
+    """``log p(y_j | z_j, theta^(k))`` for every draw k and row j: a `(s, n)` tensor (vectorised over draws).
+
+    ``offset``: `(n, c)` logits added to every draw's (the input skip, :func:`split_inputs`), or ``None``.
+    """
     logits = head_logits(latents, draws)  # (s, n, c), no per-component intermediate
+    if offset is not None:
+        logits = logits + offset
     return logits.log_softmax(-1).gather(-1, labels.expand(logits.shape[0], -1).unsqueeze(-1)).squeeze(-1)
 
 
@@ -246,9 +271,9 @@ def posterior(
     }
     log_lik = observed = None
     if log_likelihood_split is not None:
-        latents, labels = split_latents(run, log_likelihood_split)
+        latents, labels, offset = split_inputs(run, log_likelihood_split)
         with torch.no_grad():
-            pointwise = pointwise_log_likelihood(latents, labels, flat)
+            pointwise = pointwise_log_likelihood(latents, labels, flat, offset)
         log_lik = {"y": pointwise.reshape(chains, per_chain, -1).double().numpy()}
         values["log_likelihood_total"] = pointwise.double().sum(-1).reshape(chains, per_chain)
         observed = {"y": labels.cpu().numpy()}

@@ -52,8 +52,7 @@ def test_it_starts_as_the_model_without_it_and_adds_exactly_a_linear_map(model):
 
 
 def test_it_is_refused_where_a_second_stage_would_drop_it():
-    with pytest.raises(ConfigError, match="input_linear"):
-        FusionConfig(rank_prior="ard", input_linear=True)
+    # (LMF with a rank prior takes it when its SVI head trains end to end: tests/models/test_end_to_end_route.py.)
     with pytest.raises(ConfigError, match="input_linear"):
         FusionConfig(model="gp-mkl", input_linear=True)
 
@@ -73,4 +72,4 @@ def test_a_run_with_it_learns_and_round_trips(tmp_path: Path):
     stored = config.to_dict()
     del stored["fusion"]["input_linear"]
     assert RunConfig.from_dict(stored).fusion.input_linear is False  # runs stored before the field
-    assert RunConfig().fusion.input_linear is None  # new configs: by rows per class (resolve_config)
+    assert RunConfig().fusion.input_linear is None  # new configs: resolved off (NOTES.md §28)

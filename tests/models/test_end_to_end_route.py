@@ -182,3 +182,33 @@ def test_the_input_skip_fits_what_one_dimensional_latents_cannot() -> None:
         accuracy[with_skip] = result.history[result.best_epoch - 1].val_accuracy
     assert accuracy[True] > 0.8  # six classes: chance is about 1/6 (0.89 when written)
     assert accuracy[True] > accuracy[False] + 0.2  # a 1-d latent per view cannot place six linear classes (0.50)
+
+
+def test_the_diagnostics_likelihood_is_the_predictive_of_a_run_with_the_skip(tmp_path: Path) -> None:
+    from probfusion.diagnostics.attribution import ablation_from_draws
+    from probfusion.diagnostics.posterior import pointwise_log_likelihood, posterior, split_inputs
+
+    data = write_separable_npz(tmp_path / "sep.npz", n=160, num_classes=3)
+    config = dataclasses.replace(
+        small_config(str(data), epochs=4),
+        fusion=FusionConfig(rank=3, rank_prior="ard", input_linear=True, linear_pool=False),
+        bayes=BayesConfig(posterior_samples=8),
+    )
+    run = load_run(fit(config, tmp_path / "run").path)
+    model = run.model
+    latents, labels, offset = split_inputs(run, "train")
+    assert offset is not None
+    views = run.tensors(run.splits()[0]).views
+    with torch.no_grad():
+        draws = model.posterior_draws(4, generator=torch.Generator().manual_seed(0))
+        logits = model.predictive_logits(views, 4, generator=torch.Generator().manual_seed(0))
+        expected = logits.log_softmax(-1).gather(-1, labels.expand(4, -1).unsqueeze(-1)).squeeze(-1)
+        torch.testing.assert_close(pointwise_log_likelihood(latents, labels, draws, offset), expected)
+        assert not torch.allclose(pointwise_log_likelihood(latents, labels, draws), expected)  # the skip counts
+    idata = posterior(run, num_draws=8)
+    assert idata.log_likelihood["y"].shape[-1] == len(labels)
+    # The ablation keeps the skip: its full-model accuracy is the predictive's, not the head's alone.
+    with torch.no_grad():
+        full = ablation_from_draws(latents, draws, labels, offset)
+        alone = ablation_from_draws(latents, draws, labels)
+    assert not torch.allclose(full.total_variation, alone.total_variation)
