@@ -591,6 +591,10 @@ def fit(
     config = resolve_config(
         config, input_dims=dims, num_classes=num_classes, num_train=parts[0].num_samples, streaming=streaming
     )
+    source = resumable(target) if resume else None
+    if source is not None:  # the fields left None as the interrupted fit resolved them, not as today's rules would
+        stored = source.read_json(source.CONFIG)
+        config = _stored_resolved_config(stored, given, dims, num_classes, parts[0].num_samples)
     model = _build_model(config, dims, num_classes).to(device)
     with run_lock(target.path):
         work = begin_fit(target, overwrite=overwrite, resume=resume)

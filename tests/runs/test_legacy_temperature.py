@@ -90,3 +90,26 @@ def test_a_run_of_the_retired_rows_per_class_rule_loads_with_the_skip_it_was_tra
     views = old.tensors(test).views
     with torch.no_grad():
         assert torch.equal(old.model(views), before.model(views))
+
+
+def test_a_fit_interrupted_under_the_retired_rule_resumes_with_the_skip_it_started_with(tmp_path):
+    # Resuming takes the fields left None from the interrupted fit's "resolved" record, not from today's rules.
+    data = write_separable_npz(tmp_path / "d.npz", n=200)
+    base = small_config(str(data), epochs=4)
+    trained = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, input_linear=True))
+    straight = fit(trained, tmp_path / "straight").metrics
+
+    def interrupt(state):
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(trained, tmp_path / "run", on_epoch_end=interrupt, checkpoint_seconds=0)
+    config_path = tmp_path / ".run.partial" / "config.json"
+    record = json.loads(config_path.read_text())
+    record["config"]["fusion"]["input_linear"] = None  # as the old default stored it; "resolved" says True
+    config_path.write_text(json.dumps(record))
+    old_default = dataclasses.replace(base, fusion=dataclasses.replace(base.fusion, input_linear=None))
+    resumed = fit(old_default, tmp_path / "run", resume=True)
+    assert resumed.metrics["test"] == straight["test"]
+    assert load_run(resumed.path).model.input_linear is not None
