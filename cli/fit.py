@@ -56,6 +56,15 @@ from probfusion.runs.run_dir import RunDirectory
 _DATA, _JWAE, _FUSION, _TRAIN = DataConfig(), JWAEConfig(), FusionConfig(), TrainConfig()
 _POOL_DEFAULT = {None: "on where the training rows are in memory", True: "on", False: "off"}[_FUSION.linear_pool]
 _BAYES, _GP, _EVID = BayesConfig(), GPMKLConfig(), EvidentialConfig()
+
+
+def _not_nan(value: float, flag: str) -> float:
+    """A usage error for NaN, which click's FloatRange lets through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter(f"{flag} must be a number of seconds, 0 or more; got nan.")
+    return value
+
+
 # The only options --resume takes: none of them changes the result.
 _RESUME_OPTIONS = frozenset({"out", "resume", "quiet", "trust_pickle", "checkpoint_seconds"})
 
@@ -340,6 +349,7 @@ def _rank(rank: int | None, max_rank: int | None) -> int | None:
 @click.option(
     "--checkpoint-seconds",
     type=click.FloatRange(min=0),
+    callback=lambda ctx, param, value: _not_nan(value, "--checkpoint-seconds"),
     default=CHECKPOINT_SECONDS,
     show_default=True,
     help="Least time between two resume checkpoints (0: every epoch); it does not change the result.",

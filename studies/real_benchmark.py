@@ -118,7 +118,11 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-input-linear": lambda c: replace(
         c, fusion=FusionConfig(model="concat", input_linear=True, linear_pool=False)
     ),
-    # Ablation rows: the deterministic kinds without their input skip, pooled as the default (NOTES.md §28).
+    # Ablation rows: the deterministic kinds with and without the input skip, pooled as the default (NOTES.md
+    # §28). The low-shot "lmf" / "concat" rows of §27-28 had the skip by the rule then in force: rerun them as
+    # the "-pooled" arms; "-no-input-linear" is the default now, kept so §28's commands rerun.
+    "lmf-input-linear-pooled": lambda c: replace(c, fusion=FusionConfig(input_linear=True)),
+    "concat-input-linear-pooled": lambda c: replace(c, fusion=FusionConfig(model="concat", input_linear=True)),
     "lmf-no-input-linear": lambda c: replace(c, fusion=FusionConfig(input_linear=False)),
     "concat-no-input-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", input_linear=False)),
     # Ablation row: the input skip in the SVI head trained end to end, pooled as the default (NOTES.md §27).
@@ -157,6 +161,8 @@ ABLATIONS = (
     "lmf-input-linear",
     "concat-input-linear",
     "lmf-ard-input-linear",
+    "lmf-input-linear-pooled",
+    "concat-input-linear-pooled",
     "lmf-no-input-linear",
     "concat-no-input-linear",
     "lmf-raw-nll",

@@ -163,8 +163,8 @@ class SearchSpace(_JSONConfig):
             length in the data-scaled form the defaults use; not drawn when ``epochs`` is drawn or the base
             config fixes its epochs (either makes ``min_steps`` moot).
         input_linear: The logistic regression on the concatenated inputs inside the model
-            (``fusion.input_linear``); drawn only for models that take it
-            (:meth:`~probfusion.config.FusionConfig.accepts_input_linear`).
+            (``fusion.input_linear``); drawn only for the deterministic lmf, tfn and concat (the SVI head's skip
+            is an option a study does not draw; NOTES.md §27).
         model: The fusion kind (``fusion.model``), drawn first; the other dimensions are then those of the kind
             drawn (no rank for concat). Drawn only when the base config's model is one of the choices and has
             no rank prior; each choice then has its own baseline trial (:meth:`baselines`). Off by default:

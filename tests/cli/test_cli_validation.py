@@ -31,6 +31,8 @@ def _fit(runner, data, out, *args):
         (["--latent-dim", str(10**9)], "limit is"),
         (["--fused-dim", str(10**9)], "limit is"),
         (["--posterior-samples", str(10**9), "--rank-prior", "ard"], "posterior"),
+        (["--checkpoint-seconds", "nan"], "got nan"),
+        (["--checkpoint-seconds", "-1"], "checkpoint-seconds"),
     ],
 )
 def test_out_of_range_options_are_usage_errors(runner, tmp_path, args, fragment):
