@@ -42,7 +42,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from probfusion import DataConfig, FusionConfig, LoadedRun, RunConfig, TrainConfig, fit, load_run
-from probfusion.config import BayesConfig
+from probfusion.config import BayesConfig, resolve_config
 from probfusion.data import load_dataset, split_dataset
 from probfusion.metrics import accuracy, expected_calibration_error, negative_log_likelihood
 from probfusion.runs import atomic_write_json
@@ -127,6 +127,10 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
     "concat-no-input-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", input_linear=False)),
     # Ablation row: the input skip in the SVI head trained end to end, pooled as the default (NOTES.md §27).
     "lmf-ard-input-linear": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard", input_linear=True)),
+    # Ablation rows: four times the resolved maximum rank, for the ARD head and for the deterministic LMF at the
+    # same rank (NOTES.md §29). The resolved rank is clip(c, 16, 128), so 4x is 64 up to 16 classes.
+    "lmf-ard-rank4x": lambda c: replace(c, fusion=FusionConfig(rank_prior="ard", rank=4 * _resolved_rank(c))),
+    "lmf-rank4x": lambda c: replace(c, fusion=FusionConfig(rank=4 * _resolved_rank(c))),
     # Ablation rows: the fixed weight decay of the previous default (NOTES.md §12a), and ten times it (§12).
     "lmf-wd1e-4": lambda c: replace(c, fusion=NO_POOL, train=replace(c.train, weight_decay=1e-4)),
     "concat-wd1e-4": lambda c: replace(c, fusion=CONCAT_NO_POOL, train=replace(c.train, weight_decay=1e-4)),
@@ -179,6 +183,15 @@ ABLATIONS = (
     "lmf-ard-frozen-no-pool",
 )
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
+
+
+def _resolved_rank(config: RunConfig) -> int:
+    """The maximum rank that ``resolve_config`` gives this run's data (``clip(c, 16, 128)``)."""
+    dataset = load_dataset(config.data, seed=config.seed)
+    resolved = resolve_config(
+        config, input_dims=dataset.dims, num_classes=dataset.num_classes, num_train=dataset.num_samples
+    )
+    return resolved.fusion.rank
 
 
 def _stratified_split(labels: np.ndarray, seed: int) -> np.ndarray:
