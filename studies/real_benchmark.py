@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import scipy.stats
 import torch
 from _common import RESULTS, markdown_table, mean_std, write_results
 from sklearn.feature_extraction.text import TfidfTransformer
@@ -448,10 +449,67 @@ def summarise(rows: list[dict], sets: list[str]) -> tuple[dict, str]:
         if lmf is not None and laplace is not None:
             checks["ard_laplace_minus_lmf_points"] = 100 * (laplace - lmf)
             checks["ard_laplace_within_1_of_lmf"] = abs(laplace - lmf) <= 0.01
-        summary["sets"][name] = {"models": stats, "checks": checks}
+        summary["sets"][name] = {"models": stats, "checks": checks, "paired": paired_differences(part)}
         summary["sets"][name]["wall_seconds"] = sum(r.get("fit_seconds", 0.0) for r in part)
     header = ["set", "model", "test accuracy %", "test NLL", "test ECE-15", "fit s", "seeds"]
-    return summary, pivot_table(summary, sets) + "\n" + markdown_table(header, table)
+    tables = (pivot_table(summary, sets), paired_table(summary, sets), markdown_table(header, table))
+    return summary, "\n".join(tables)
+
+
+# The checks' comparisons, as (label, model a, model b): a - b in test accuracy points, paired by seed.
+PAIRED = (
+    ("lmf - linear reference", "lmf", "linear reference"),
+    ("lmf - concat", "lmf", "concat"),
+    ("ARD - lmf", "lmf-ard", "lmf"),
+    ("ARD (Laplace) - lmf", "lmf-ard-laplace", "lmf"),
+    ("ARD head - lmf alone", "lmf-ard-no-pool", "lmf-no-pool"),
+)
+
+
+def paired_differences(part: list[dict]) -> dict[str, dict]:
+    """Each ``PAIRED`` comparison of one set's rows, over the seeds both models have.
+
+    A check reads a difference of means over a handful of seeds; on a set with a few dozen test rows one row is
+    several points, so the seed-to-seed spread says how much of a difference is the split. Returns, per label
+    with at least two paired seeds: ``mean`` (points), ``ci95`` (Student t interval over seeds, ``[lo, hi]``),
+    ``seeds``, and ``wins`` / ``ties`` / ``losses`` of model a.
+    """
+    out = {}
+    for label, a, b in PAIRED:
+        by = {m: {r["seed"]: r["accuracy"] for r in part if r["model"] == m and "accuracy" in r} for m in (a, b)}
+        seeds = sorted(set(by[a]) & set(by[b]))
+        if len(seeds) < 2:
+            continue
+        diff = 100.0 * np.array([by[a][seed] - by[b][seed] for seed in seeds])
+        half = float(scipy.stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
+        centre = float(diff.mean())
+        out[label] = {
+            "mean": centre,
+            "ci95": [centre - half, centre + half],
+            "seeds": int(diff.size),
+            "wins": int((diff > 1e-9).sum()),
+            "ties": int((np.abs(diff) <= 1e-9).sum()),
+            "losses": int((diff < -1e-9).sum()),
+        }
+    return out
+
+
+def _paired_cell(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    low, high = d["ci95"]
+    return f"{d['mean']:+.1f} [{low:+.1f}, {high:+.1f}] {d['wins']}/{d['ties']}/{d['losses']}"
+
+
+def paired_table(summary: dict, sets: list[str]) -> str:
+    """The checks' differences per set: mean [95% interval] in points, and wins/ties/losses over seeds."""
+    rows = []
+    for name in sets:
+        paired = summary["sets"][name]["paired"]
+        cells = [_paired_cell(paired.get(label)) for label, _, _ in PAIRED]
+        rows.append([name, *cells])
+    header = ["set", *(f"{label} (points, 95% CI, W/T/L)" for label, _, _ in PAIRED)]
+    return markdown_table(header, rows)
 
 
 PIVOT = (

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 STUDIES = Path(__file__).parents[1] / "studies"
@@ -54,3 +55,25 @@ def test_study_runs_in_smoke_mode(script, tmp_path):
     assert (tmp_path / "summary.json").is_file()
     assert (tmp_path / "table.md").read_text().count("|") > 4
     EXPECT.get(script.stem, lambda out: None)(tmp_path)
+
+
+def test_real_benchmark_pairs_its_checks_by_seed_and_matches_scipy_interval(monkeypatch):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    import real_benchmark
+    from scipy import stats
+
+    lmf = [0.90, 0.80, 0.85, 0.70, 0.60]
+    concat = [0.88, 0.80, 0.86, 0.67, 0.99]  # seed 4 is concat's only: lmf has no row there
+    rows = [{"set": "s", "seed": k, "model": "lmf", "accuracy": a} for k, a in enumerate(lmf[:4])]
+    rows += [{"set": "s", "seed": k, "model": "concat", "accuracy": a} for k, a in enumerate(concat)]
+    rows += [{"set": "s", "seed": 0, "model": "tfn", "skipped": "tensor too large"}]
+
+    paired = real_benchmark.paired_differences(rows)
+
+    d = paired["lmf - concat"]
+    expected = stats.ttest_rel(100 * np.array(lmf[:4]), 100 * np.array(concat[:4])).confidence_interval(0.95)
+    assert d["seeds"] == 4
+    assert d["mean"] == pytest.approx(1.0)  # (+2, 0, -1, +3) points
+    assert d["ci95"] == pytest.approx([expected.low, expected.high])
+    assert (d["wins"], d["ties"], d["losses"]) == (2, 1, 1)
+    assert "ARD - lmf" not in paired  # no lmf-ard rows: no comparison, not a zero
