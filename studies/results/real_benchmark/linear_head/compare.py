@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "ard_rank"))
@@ -19,7 +20,9 @@ def main() -> None:
     for path in HERE.glob("rows-*.json"):
         for row in json.loads(path.read_text()):
             cells[(row["set"], row["model"], row["variant"])][row["seed"]] = row
-    print("| set | lmf pooled | linear head pooled | change (95% CI) | lmf alone | linear head alone | change (95% CI) |")
+    print(
+        "| set | lmf pooled | linear head pooled | change (95% CI) | lmf alone | linear head alone | change (95% CI) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in REAL:
         parts = []
@@ -29,8 +32,9 @@ def main() -> None:
             a = 100 * np.array([base[s]["accuracy"] for s in seeds])
             b = 100 * np.array([mine[s]["accuracy"] for s in seeds])
             d = b - a
-            half = 2.5706 * d.std(ddof=1) / np.sqrt(d.size)  # t(0.975, 5): six seeds
-            parts.append(f"{a.mean():.1f} | {b.mean():.1f} | {d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}]")
+            half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+            low, high = d.mean() - half, d.mean() + half
+            parts.append(f"{a.mean():.1f} | {b.mean():.1f} | {d.mean():+.1f} [{low:+.1f}, {high:+.1f}]")
         print(f"| {name} | " + " | ".join(parts) + " |")
 
 
