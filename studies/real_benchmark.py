@@ -154,6 +154,8 @@ MODELS: dict[str, Callable[[RunConfig], RunConfig]] = {
         c, fusion=FusionConfig(rank_prior="ard", linear_pool=False), bayes=BayesConfig(train_encoders=False)
     ),
     "concat-linear": lambda c: replace(c, fusion=FusionConfig(model="concat", head="linear")),
+    # Ablation row: the Bayesian seed-form head under a fixed Gaussian prior, no ARD pruning (NOTES.md §31).
+    "lmf-gaussian": lambda c: replace(c, fusion=FusionConfig(rank_prior="gaussian")),
     # Ablation row: LMF with a linear head on its fused units, like the Bayesian seed-form head (NOTES.md §30).
     "lmf-linear-head": lambda c: replace(c, fusion=FusionConfig(head="linear")),
     "tfn": lambda c: replace(c, fusion=FusionConfig(model="tfn")),
