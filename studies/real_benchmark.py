@@ -186,6 +186,10 @@ ABLATIONS = (
     "lmf-ard-laplace-no-pool",
     "lmf-ard-frozen",
     "lmf-ard-frozen-no-pool",
+    "lmf-ard-rank4x",
+    "lmf-rank4x",
+    "lmf-gaussian",
+    "lmf-linear-head",
 )
 DEFAULT_MODELS = tuple(m for m in MODELS if m not in ABLATIONS)
 
@@ -470,26 +474,32 @@ PAIRED = (
 )
 
 
+def paired_interval(diff: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% Student t interval ``(mean, lo, hi)`` of `(k,)` per-seed differences, k >= 2."""
+    centre = float(diff.mean())
+    half = float(scipy.stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
+    return centre, centre - half, centre + half
+
+
 def paired_differences(part: list[dict]) -> dict[str, dict]:
     """Each ``PAIRED`` comparison of one set's rows, over the seeds both models have.
 
     A check reads a difference of means over a handful of seeds; on a set with a few dozen test rows one row is
     several points, so the seed-to-seed spread says how much of a difference is the split. Returns, per label
-    with at least two paired seeds: ``mean`` (points), ``ci95`` (Student t interval over seeds, ``[lo, hi]``),
-    ``seeds``, and ``wins`` / ``ties`` / ``losses`` of model a.
+    with at least one paired seed: ``mean`` (points), ``ci95`` (Student t interval over seeds, ``[lo, hi]``;
+    ``None`` for one seed), ``seeds``, and ``wins`` / ``ties`` / ``losses`` of model a.
     """
     out = {}
     for label, a, b in PAIRED:
         by = {m: {r["seed"]: r["accuracy"] for r in part if r["model"] == m and "accuracy" in r} for m in (a, b)}
         seeds = sorted(set(by[a]) & set(by[b]))
-        if len(seeds) < 2:
+        if not seeds:
             continue
-        diff = 100.0 * np.array([by[a][seed] - by[b][seed] for seed in seeds])
-        half = float(scipy.stats.t.ppf(0.975, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
-        centre = float(diff.mean())
+        diff = 100.0 * np.array([by[a][seed] - by[b][seed] for seed in seeds])  # (k,) over the paired seeds
+        centre, low, high = paired_interval(diff) if diff.size > 1 else (float(diff[0]), None, None)
         out[label] = {
             "mean": centre,
-            "ci95": [centre - half, centre + half],
+            "ci95": None if low is None else [low, high],
             "seeds": int(diff.size),
             "wins": int((diff > 1e-9).sum()),
             "ties": int((np.abs(diff) <= 1e-9).sum()),
@@ -498,11 +508,19 @@ def paired_differences(part: list[dict]) -> dict[str, dict]:
     return out
 
 
+def signed_points(value: float) -> str:
+    """``+1.2`` / ``-0.3``; a value that rounds to zero prints ``+0.0``, never ``-0.0``."""
+    return f"{round(value, 1) + 0.0:+.1f}"
+
+
 def _paired_cell(d: dict | None) -> str:
     if d is None:
         return "-"
+    if d["ci95"] is None:
+        return f"{signed_points(d['mean'])} (1 seed)"
     low, high = d["ci95"]
-    return f"{d['mean']:+.1f} [{low:+.1f}, {high:+.1f}] {d['wins']}/{d['ties']}/{d['losses']}"
+    interval = f"[{signed_points(low)}, {signed_points(high)}]"
+    return f"{signed_points(d['mean'])} {interval} {d['wins']}/{d['ties']}/{d['losses']}"
 
 
 def paired_table(summary: dict, sets: list[str]) -> str:

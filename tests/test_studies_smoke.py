@@ -77,3 +77,16 @@ def test_real_benchmark_pairs_its_checks_by_seed_and_matches_scipy_interval(monk
     assert d["ci95"] == pytest.approx([expected.low, expected.high])
     assert (d["wins"], d["ties"], d["losses"]) == (2, 1, 1)
     assert "ARD - lmf" not in paired  # no lmf-ard rows: no comparison, not a zero
+
+    # Two seeds: the interval has one degree of freedom; one seed: a difference without an interval.
+    two = real_benchmark.paired_differences([r for r in rows if r["seed"] in (0, 3)])["lmf - concat"]
+    expected = stats.ttest_rel([90.0, 70.0], [88.0, 67.0]).confidence_interval(0.95)
+    assert two["ci95"] == pytest.approx([expected.low, expected.high])
+    one = real_benchmark.paired_differences([r for r in rows if r["seed"] == 2])["lmf - concat"]
+    assert one["seeds"] == 1
+    assert one["ci95"] is None
+    assert one["mean"] == pytest.approx(-1.0)
+    assert real_benchmark._paired_cell(one) == "-1.0 (1 seed)"
+    tiny = {"mean": -0.04, "ci95": [-0.04, 1.66], "wins": 1, "ties": 0, "losses": 1}
+    assert real_benchmark._paired_cell(tiny) == "+0.0 [+0.0, +1.7] 1/0/1"  # never "-0.0"
+    assert real_benchmark._paired_cell(None) == "-"

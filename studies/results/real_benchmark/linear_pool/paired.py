@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "ard_rank"))
+sys.path[:0] = [str(HERE.parent / "ard_rank"), str(HERE.parents[2])]
 from compare import REAL, load  # noqa: E402  (§29's reader of the stored and runner rows)
+from real_benchmark import paired_interval, signed_points  # noqa: E402  (the benchmark's own interval)
 
 
 def main() -> None:
@@ -33,11 +33,13 @@ def main() -> None:
         for variant in ("pooled", "fusion-only"):
             mine, ref = cells[(name, model, variant)], cells[(name, base, variant)]
             seeds = sorted(set(mine) & set(ref))
+            if len(seeds) < 2:
+                raise SystemExit(f"{name}, {variant}: {len(seeds)} seed(s) with both {model} and {base}; need 2")
             a = 100 * np.array([ref[s]["accuracy"] for s in seeds])
-            d = 100 * np.array([mine[s]["accuracy"] for s in seeds]) - a
-            half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-            low, high = d.mean() - half, d.mean() + half
-            parts.append(f"{a.mean():.1f} | {a.mean() + d.mean():.1f} | {d.mean():+.1f} [{low:+.1f}, {high:+.1f}]")
+            d = 100 * np.array([mine[s]["accuracy"] for s in seeds]) - a  # (k,) over the paired seeds
+            centre, low, high = paired_interval(d)
+            change = f"{signed_points(centre)} [{signed_points(low)}, {signed_points(high)}]"
+            parts.append(f"{a.mean():.1f} | {a.mean() + centre:.1f} | {change}")
         print(f"| {name} | " + " | ".join(parts) + " |")
 
 

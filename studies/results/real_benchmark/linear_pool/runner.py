@@ -54,6 +54,8 @@ def main() -> None:
                     common = {"set": name, "seed": seed, "model": model, "fit_seconds": seconds}
                     common |= {k: pool[k] for k in ("weight", "C", "temperature", "fusion_temperature")}
                     common |= {"best_epoch": run.metrics["best_epoch"], "val_n": run.metrics["val"]["n"]}
+                    # The resolved maximum rank, and the posterior's effective rank (None for point estimates).
+                    common |= {"rank": run.metrics.get("rank"), "effective_rank": run.metrics.get("effective_rank")}
                     pooled = rb.score_loaded_test_split(loaded, seed)
                     with pool_state(loaded.model, weight=0.0, temperature=pool["fusion_temperature"]):
                         alone = rb.score_loaded_test_split(loaded, seed)
