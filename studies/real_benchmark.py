@@ -509,8 +509,8 @@ def paired_differences(part: list[dict]) -> dict[str, dict]:
 
 
 def signed_points(value: float) -> str:
-    """``+1.2`` / ``-0.3``; a value that rounds to zero prints ``+0.0``, never ``-0.0``."""
-    return f"{round(value, 1) + 0.0:+.1f}"
+    """``+1.2`` / ``-0.3``, the sign kept where the value rounds to zero (``-0.0``: just below zero)."""
+    return f"{value:+.1f}"
 
 
 def _paired_cell(d: dict | None) -> str:

@@ -87,6 +87,6 @@ def test_real_benchmark_pairs_its_checks_by_seed_and_matches_scipy_interval(monk
     assert one["ci95"] is None
     assert one["mean"] == pytest.approx(-1.0)
     assert real_benchmark._paired_cell(one) == "-1.0 (1 seed)"
-    tiny = {"mean": -0.04, "ci95": [-0.04, 1.66], "wins": 1, "ties": 0, "losses": 1}
-    assert real_benchmark._paired_cell(tiny) == "+0.0 [+0.0, +1.7] 1/0/1"  # never "-0.0"
+    tiny = {"mean": -0.04, "ci95": [-1.66, -0.04], "wins": 1, "ties": 0, "losses": 1}
+    assert real_benchmark._paired_cell(tiny) == "-0.0 [-1.7, -0.0] 1/0/1"  # the interval is below zero: say so
     assert real_benchmark._paired_cell(None) == "-"
