@@ -69,6 +69,8 @@ class Source:
     shots: int | None = None  # rows per class in train (one more in validation, the rest test): a low-shot set
     synthetic: int | None = None  # a synthetic stand-in with this many classes (:func:`many_class_low_shot`)
     text: bool = False  # with ``synthetic``: the bag-of-words stand-in (:func:`text_like`) instead
+    synthetic_rows: int = 10  # with ``synthetic`` (not ``text``): rows per class
+    synthetic_dims: tuple[int, ...] = (484, 256, 279)  # with ``synthetic`` (not ``text``): the views' widths
 
 
 SETS = {
@@ -89,6 +91,9 @@ SETS = {
     # Not real data: a regime stand-in for the hidden 68-class face set (7 training rows per class, three
     # high-dimensional views); none of the real sets here has more than 15 classes.
     "synthetic-68x7": Source(synthetic=68, shots=7),
+    # Not real data: a regime stand-in for a 100-class set of three 64-d views with 16 rows per class (a leaf-image
+    # benchmark's shape): 11 training rows, 1 validation row and 4 test rows per class (NOTES.md §34).
+    "synthetic-100x11": Source(synthetic=100, shots=11, synthetic_rows=16, synthetic_dims=(64, 64, 64)),
     # Not real data: a stand-in for the hidden 3-view text set (500 documents, 5 classes, 2,000 tf-idf features
     # per view, 350 training rows), where a logistic regression reaches about 0.96 (NOTES.md §19).
     "synthetic-text": Source(synthetic=5, text=True),
@@ -287,8 +292,11 @@ def data_config(name: str, seed: int, scratch: Path) -> DataConfig:
     if source.bundled is not None and source.shots is None:  # the package's own split code, at 70/10/20
         return DataConfig(name=source.bundled, split=source.split, val_fraction=0.125, test_fraction=0.2)
     if source.synthetic is not None:
-        make = text_like if source.text else many_class_low_shot
-        views, labels = make(source.synthetic, seed)
+        if source.text:
+            views, labels = text_like(source.synthetic, seed)
+        else:
+            shape = {"rows_per_class": source.synthetic_rows, "dims": source.synthetic_dims}
+            views, labels = many_class_low_shot(source.synthetic, seed, **shape)
     elif source.bundled is not None:
         dataset = load_dataset(DataConfig(name=source.bundled), seed=seed)
         views, labels = dict(dataset.views), dataset.labels
