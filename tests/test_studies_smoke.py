@@ -90,3 +90,19 @@ def test_real_benchmark_pairs_its_checks_by_seed_and_matches_scipy_interval(monk
     tiny = {"mean": -0.04, "ci95": [-1.66, -0.04], "wins": 1, "ties": 0, "losses": 1}
     assert real_benchmark._paired_cell(tiny) == "-0.0 [-1.7, -0.0] 1/0/1"  # the interval is below zero: say so
     assert real_benchmark._paired_cell(None) == "-"
+
+
+def test_the_100_class_stand_in_has_the_shape_it_stands_for(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(STUDIES))
+    import real_benchmark
+
+    config = real_benchmark.data_config("synthetic-100x11", 0, tmp_path)
+    data = np.load(config.name)
+    assert {k: data[k].shape for k in data.files if k.startswith("x_")} == {f"x_v{m}": (1600, 64) for m in range(3)}
+    per_class = np.stack([np.bincount(data["split"][data["y"] == k], minlength=3) for k in range(100)])
+    assert (per_class == [11, 1, 4]).all()  # train, validation, test rows of every class
+    # The 68-class stand-in passes the generator its own defaults, so its stored rows stay reproducible.
+    old = np.load(real_benchmark.data_config("synthetic-68x7", 0, tmp_path).name)
+    views, labels = real_benchmark.many_class_low_shot(68, 0)
+    assert np.array_equal(old["x_v0"], views["v0"])
+    assert np.array_equal(old["y"], labels)
