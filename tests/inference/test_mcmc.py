@@ -42,11 +42,14 @@ def test_nuts_and_svi_agree_on_sorted_shares_and_precisions(tiny):
     svi = guide.sample(400, generator=torch.Generator().manual_seed(0))
     nuts_shares, nuts_log_precision = _sorted(latents, nuts.flat())
     svi_shares, svi_log_precision = _sorted(latents, svi)
-    # Tolerances: sorted shares within 0.05 (absolute; seen: 0.987 vs 0.999). The active component's precision
+    # Tolerances: sorted shares within 0.1 (absolute). The spare component sits in ARD's funnel, so its share per
+    # NUTS chain is chaotic in the float details of the machine: 0.013 to 0.065 over chains of seeds 0-3 on one
+    # machine (0.02 on another; SVI 0.002), which a 0.05 tolerance did not cover. A broken sampler or guide gives
+    # shares near 0.5 / 0.5 or the wrong order, far outside 0.1. The active component's precision
     # within a factor 2 (seen: log 1.26 vs 0.81; mean-field SVI under-estimates variances, so it over-estimates
     # precisions). The pruned component's precision is prior-dominated (a funnel): both methods only need to
     # put it above the active one's (seen: NUTS 1.1, SVI 2.7).
-    assert torch.allclose(nuts_shares, svi_shares, atol=0.05), (nuts_shares, svi_shares)
+    assert torch.allclose(nuts_shares, svi_shares, atol=0.1), (nuts_shares, svi_shares)
     assert abs(nuts_log_precision[0] - svi_log_precision[0]) < 0.7, (nuts_log_precision, svi_log_precision)
     assert nuts_log_precision[1] > nuts_log_precision[0]
     assert svi_log_precision[1] > svi_log_precision[0]

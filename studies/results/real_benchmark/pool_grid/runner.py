@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
-sys.path[:0] = [str(ROOT / "studies"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "studies"), str(ROOT), str(ROOT / "studies/results/real_benchmark/linear_pool")]
 
 import real_benchmark as rb  # noqa: E402  (a study module, found through the path above)
+from runner import pending_fits  # noqa: E402  (§20's runner: the same sets, splits, models and resumption)
 
 from probfusion import fit, load_run  # noqa: E402
-from probfusion.config import RunConfig  # noqa: E402
 from probfusion.inference.linear_pool import fit_linear_pool, pool_state  # noqa: E402
 
 WIDE = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -47,54 +46,26 @@ def main() -> None:
     sets, seeds, models = (arg.split(",") for arg in sys.argv[1:4])
     out = Path(sys.argv[4])
     rows = json.loads(out.read_text()) if out.exists() else []
-    done = {(r["set"], r["seed"], r["model"]) for r in rows}
-    with tempfile.TemporaryDirectory() as scratch_name:
-        scratch = Path(scratch_name)
-        for name in sets:
-            for seed in map(int, seeds):
-                data = rb.data_config(name, seed, scratch)
-                for model in models:
-                    if (name, seed, model) in done:
-                        continue
-                    config = rb.MODELS[model](RunConfig(data=data, seed=seed))
-                    tick = time.perf_counter()
-                    run = fit(config, scratch / f"run-{name}-{seed}-{model}")
-                    common = {"set": name, "seed": seed, "model": model, "fit_seconds": time.perf_counter() - tick}
-                    loaded = load_run(run.path)
-                    stored = run.metrics["linear_pool"]
-                    variants = {
-                        "stored": {k: stored[k] for k in ("weight", "C", "temperature")},
-                        "refit-default": None,
-                        "refit-wide": None,
-                    }
-                    scores = {"stored": rb.score_loaded_test_split(loaded, seed)}
-                    for variant, grid in (("refit-default", config.fusion.linear_pool_c_grid), ("refit-wide", WIDE)):
-                        variants[variant] = refit_pool(loaded, grid)
-                        scores[variant] = rb.score_loaded_test_split(loaded, seed)
-                    fusion_t = stored["fusion_temperature"]
-                    with pool_state(loaded.model, weight=0.0, temperature=fusion_t):
-                        scores["fusion-only"] = rb.score_loaded_test_split(loaded, seed)
-                    variants["fusion-only"] = {"weight": 0.0, "C": None, "temperature": fusion_t}
-                    for variant, pool in variants.items():
-                        rows.append(common | {"variant": variant} | pool | scores[variant])
-                    wide = variants["refit-wide"]
-                    print(
-                        name,
-                        seed,
-                        model,
-                        {v: round(s["accuracy"], 4) for v, s in scores.items()},
-                        "C",
-                        stored["C"],
-                        "->",
-                        wide["C"],
-                        "w",
-                        stored["weight"],
-                        "->",
-                        wide["weight"],
-                        flush=True,
-                    )
-                    out.write_text(json.dumps(rows))
-                    done.add((name, seed, model))
+    for name, seed, model, config, path in pending_fits(sets, seeds, models, out, rows):
+        tick = time.perf_counter()
+        run = fit(config, path)
+        common = {"set": name, "seed": seed, "model": model, "fit_seconds": time.perf_counter() - tick}
+        loaded = load_run(run.path)
+        stored = run.metrics["linear_pool"]
+        variants = {"stored": {k: stored[k] for k in ("weight", "C", "temperature")}}
+        scores = {"stored": rb.score_loaded_test_split(loaded, seed)}
+        for variant, grid in (("refit-default", config.fusion.linear_pool_c_grid), ("refit-wide", WIDE)):
+            variants[variant] = refit_pool(loaded, grid)
+            scores[variant] = rb.score_loaded_test_split(loaded, seed)
+        fusion_t = stored["fusion_temperature"]
+        with pool_state(loaded.model, weight=0.0, temperature=fusion_t):
+            scores["fusion-only"] = rb.score_loaded_test_split(loaded, seed)
+        variants["fusion-only"] = {"weight": 0.0, "C": None, "temperature": fusion_t}
+        for variant, pool in variants.items():
+            rows.append(common | {"variant": variant} | pool | scores[variant])
+        wide = variants["refit-wide"]
+        changes = f"C {stored['C']} -> {wide['C']}, w {stored['weight']} -> {wide['weight']}"
+        print(name, seed, model, {v: round(s["accuracy"], 4) for v, s in scores.items()}, changes, flush=True)
 
 
 if __name__ == "__main__":
