@@ -517,8 +517,11 @@ def paired_differences(part: list[dict]) -> dict[str, dict]:
 
 
 def signed_points(value: float) -> str:
-    """``+1.2`` / ``-0.3``, the sign kept where the value rounds to zero (``-0.0``: just below zero)."""
-    return f"{value:+.1f}"
+    """``+1.2`` / ``-0.3``, the sign kept where a value rounds to zero (``-0.0``: just below zero).
+
+    Float noise below 1e-6 (equal means of float32 accuracies) is zero, ``+0.0``.
+    """
+    return f"{0.0 if abs(value) < 1e-6 else value:+.1f}"
 
 
 def _paired_cell(d: dict | None) -> str:

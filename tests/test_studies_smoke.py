@@ -89,6 +89,7 @@ def test_real_benchmark_pairs_its_checks_by_seed_and_matches_scipy_interval(monk
     assert real_benchmark._paired_cell(one) == "-1.0 (1 seed)"
     tiny = {"mean": -0.04, "ci95": [-1.66, -0.04], "wins": 1, "ties": 0, "losses": 1}
     assert real_benchmark._paired_cell(tiny) == "-0.0 [-1.7, -0.0] 1/0/1"  # the interval is below zero: say so
+    assert real_benchmark.signed_points(-6e-7) == "+0.0"  # equal means up to float32 noise
     assert real_benchmark._paired_cell(None) == "-"
 
 
