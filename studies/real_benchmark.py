@@ -69,8 +69,9 @@ class Source:
     shots: int | None = None  # rows per class in train (one more in validation, the rest test): a low-shot set
     synthetic: int | None = None  # a synthetic stand-in with this many classes (:func:`many_class_low_shot`)
     text: bool = False  # with ``synthetic``: the bag-of-words stand-in (:func:`text_like`) instead
-    synthetic_rows: int = 10  # with ``synthetic`` (not ``text``): rows per class
-    synthetic_dims: tuple[int, ...] = (484, 256, 279)  # with ``synthetic`` (not ``text``): the views' widths
+    # With ``synthetic`` (not ``text``): rows per class and the views' widths; None: the generator's defaults.
+    synthetic_rows: int | None = None
+    synthetic_dims: tuple[int, ...] | None = None
 
 
 SETS = {
@@ -296,7 +297,7 @@ def data_config(name: str, seed: int, scratch: Path) -> DataConfig:
             views, labels = text_like(source.synthetic, seed)
         else:
             shape = {"rows_per_class": source.synthetic_rows, "dims": source.synthetic_dims}
-            views, labels = many_class_low_shot(source.synthetic, seed, **shape)
+            views, labels = many_class_low_shot(source.synthetic, seed, **{k: v for k, v in shape.items() if v})
     elif source.bundled is not None:
         dataset = load_dataset(DataConfig(name=source.bundled), seed=seed)
         views, labels = dict(dataset.views), dataset.labels

@@ -56,22 +56,34 @@ STAGES = {
 }
 
 
+SUFFIX = {"pooled": "", "fusion-only": "-no-pool"}  # runner variant -> suffix of the benchmark model's name
+
+
+def benchmark_rows(fitted: list[dict], models: dict[str, str], sets, seeds) -> list[dict]:
+    """``runner.py`` rows as benchmark rows, ``pooled`` under the benchmark name and ``fusion-only`` as ``-no-pool``.
+
+    Each keeps ``KEYS``; exits unless every (set, seed, model) of ``sets x seeds x models`` is there exactly once.
+    """
+    out = [
+        {"set": r["set"], "seed": r["seed"], "model": models[r["model"]] + SUFFIX[r["variant"]]}
+        | {k: r[k] for k in KEYS}
+        for r in fitted
+        if r["set"] in sets and r["model"] in models and r["variant"] in SUFFIX
+    ]
+    found = [(r["set"], r["seed"], r["model"]) for r in out]
+    expected = {(s, k, m + f) for s in sets for k in seeds for m in models.values() for f in SUFFIX.values()}
+    if set(found) != expected or len(found) != len(expected):
+        raise SystemExit(f"missing rows: {sorted(expected - set(found))}; {len(found)} found, {len(expected)} expected")
+    return out
+
+
 def main() -> None:
     files, models, renamed, output = STAGES[sys.argv[1] if len(sys.argv) > 1 else "20"]
     committed = json.loads((HERE.parent / "rows.json").read_text())["rows"]
     if any(row["model"] in renamed.values() for row in committed):
         raise SystemExit(f"rows.json already holds the renamed rows ({', '.join(renamed.values())}): nothing to do.")
     fitted = [r for name in files for r in json.loads((HERE / name).read_text())]
-    out = []
-    suffix = {"pooled": "", "fusion-only": "-no-pool"}
-    for row in fitted:
-        if row["set"] in REAL_SETS and row["model"] in models and row["variant"] in suffix:
-            model = models[row["model"]] + suffix[row["variant"]]
-            out.append({"set": row["set"], "seed": row["seed"], "model": model} | {k: row[k] for k in KEYS})
-    found = [(r["set"], r["seed"], r["model"]) for r in out]
-    expected = {(s, k, m + f) for s in REAL_SETS for k in SEEDS for m in models.values() for f in suffix.values()}
-    if set(found) != expected or len(found) != len(expected):
-        raise SystemExit(f"missing rows: {sorted(expected - set(found))}; {len(found)} found, {len(expected)} expected")
+    out = benchmark_rows(fitted, models, REAL_SETS, SEEDS)
     for row in committed:
         if row["model"] in renamed:
             out.append({**row, "model": renamed[row["model"]]})

@@ -24,24 +24,16 @@ sys.path[:0] = [str(HERE.parents[2]), str(HERE.parents[3])]
 
 import real_benchmark as rb  # noqa: E402  (a study module, found through the path above)
 
-REAL_SETS = ("av-digits", "av-digits-speaker", "mfeat", "scene15", "cub", "msrc_v1")
+sys.path.insert(0, str(HERE.parent / "linear_pool"))
+from promote import REAL_SETS, benchmark_rows  # noqa: E402  (the same mapping and check as §20-23's promotions)
+
 SEEDS = range(6, 10)
 MODELS = ("lmf", "concat", "lmf-ard", "lmf-ard-laplace")
-KEYS = ("accuracy", "nll", "ece", "fit_seconds", "best_epoch", "weight", "C", "temperature")
-SUFFIX = {"pooled": "", "fusion-only": "-no-pool"}
 
 
 def main() -> None:
     fitted = [r for name in ("rows-A.json", "rows-B.json") for r in json.loads((HERE / name).read_text())]
-    rows = [
-        {"set": r["set"], "seed": r["seed"], "model": r["model"] + SUFFIX[r["variant"]]} | {k: r[k] for k in KEYS}
-        for r in fitted
-        if r["variant"] in SUFFIX
-    ]
-    expected = {(s, k, m + f) for s in REAL_SETS for k in SEEDS for m in MODELS for f in SUFFIX.values()}
-    found = [(r["set"], r["seed"], r["model"]) for r in rows]
-    if set(found) != expected or len(found) != len(expected):
-        raise SystemExit(f"missing rows: {sorted(expected - set(found))}; {len(found)} found, {len(expected)} expected")
+    rows = benchmark_rows(fitted, {m: m for m in MODELS}, REAL_SETS, SEEDS)
     with tempfile.TemporaryDirectory() as scratch:
         for name in REAL_SETS:
             for seed in SEEDS:
